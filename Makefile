@@ -1,0 +1,62 @@
+# Conveyor: background jobs on Kubernetes.
+#   make demo     bring up the local cluster and watch the operator run real jobs
+#   make test     lint, types, unit tests, then the integration tests on a real cluster
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+CLUSTER_DIR ?= /var/lib/conveyor-cluster
+PYTEST_ARGS ?=
+
+.PHONY: help
+help: ## show the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@echo "[make] installing the project and its test tools into $(VENV)"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/pip install --quiet --upgrade pip
+	@$(BIN)/pip install --quiet -e '.[test,lint]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+.PHONY: venv
+venv: $(STAMP) ## create the virtual environment with the project and its tools
+
+.PHONY: crds
+crds: $(STAMP) ## regenerate crds/ from the pydantic models
+	$(BIN)/python -m conveyor.api.crd --write crds
+
+.PHONY: lint
+lint: $(STAMP) ## ruff, mypy (strict on the core), import layering, CRDs up to date
+	$(BIN)/ruff check operator tests
+	$(BIN)/ruff format --check operator tests
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+	$(BIN)/python -m conveyor.api.crd --check crds
+
+.PHONY: unit
+unit: $(STAMP) ## the pure core's tests (seconds, no cluster)
+	$(BIN)/pytest tests/unit -q $(PYTEST_ARGS)
+
+.PHONY: integration
+integration: $(STAMP) ## the operator against the real cluster (brings the local one up if KUBECONFIG names none)
+	$(BIN)/pytest tests/cluster tests/integration -q $(PYTEST_ARGS)
+
+.PHONY: test
+test: lint unit integration ## everything CI runs
+
+.PHONY: cluster
+cluster: ## bring up (or reuse) the local single-node cluster
+	bash tests/cluster/up.sh
+
+.PHONY: cluster-down
+cluster-down: ## stop the local cluster and remove its state
+	bash tests/cluster/down.sh
+
+.PHONY: run
+run: $(STAMP) ## run the operator locally against the current kubeconfig
+	$(BIN)/python -m conveyor

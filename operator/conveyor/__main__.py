@@ -1,0 +1,104 @@
+"""`conveyor` / `python -m conveyor`: run the operator against the cluster the kubeconfig names.
+
+With no `--namespace`, it watches every namespace; with one or more, only
+those. Inside a pod it uses the pod's service account, elsewhere the current
+kubeconfig context.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from typing import Any
+
+import kopf
+
+from conveyor import handlers
+from conveyor.api.v1alpha1 import GROUP
+from conveyor.runtime.controller import Controller
+from conveyor.runtime.kube import ClientKubeApi
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="conveyor", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        default=[],
+        help="watch only this namespace (repeat for several; default: all namespaces)",
+    )
+    parser.add_argument(
+        "--liveness",
+        default=os.environ.get("CONVEYOR_LIVENESS", ""),
+        help="serve liveness probes at this URL, e.g. http://0.0.0.0:8080/healthz",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=16, help="reconcilers working at once (default 16)"
+    )
+    parser.add_argument(
+        "--api-threads",
+        type=int,
+        default=32,
+        help="threads (and pooled connections) for API calls (default 32)",
+    )
+    parser.add_argument(
+        "--log-level",
+        default=os.environ.get("CONVEYOR_LOG_LEVEL", "INFO"),
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+    )
+    return parser.parse_args(argv)
+
+
+def configure(settings: kopf.OperatorSettings) -> None:
+    """Settings that keep kopf from writing to the objects it watches."""
+    settings.persistence.finalizer = f"{GROUP}/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration"
+    )
+    settings.posting.enabled = False
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.networking.request_timeout = 30
+    settings.scanning.disabled = True
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("kopf.objects", "kopf._core.reactor.queueing", "kopf.activities.probe"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    assert handlers  # registering the handlers is importing the module
+
+    controller = Controller(ClientKubeApi(threads=args.api_threads), workers=args.workers)
+
+    @kopf.on.startup()
+    async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+        configure(settings)
+
+    @kopf.on.cleanup()
+    async def cleanup(**_: Any) -> None:
+        await controller.stop()
+
+    asyncio.run(
+        kopf.operator(
+            standalone=True,
+            clusterwide=not args.namespace,
+            namespaces=args.namespace or (),
+            liveness_endpoint=args.liveness or None,
+            memo=kopf.Memo(controller=controller),
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

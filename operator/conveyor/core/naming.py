@@ -1,0 +1,47 @@
+"""Names and labels derived from a job, so that every action is idempotent.
+
+A pod for attempt N of job J is always named `J-N`: creating it a second time
+(after a restart, or because the watch had not yet shown the first create)
+is an `AlreadyExists` from the API server, never a second run. The labels let
+the operator find a job's pods, and a queue's pods, with one selector.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+LABEL_JOB = "conveyor.dev/job"
+LABEL_QUEUE = "conveyor.dev/queue"
+LABEL_ATTEMPT = "conveyor.dev/attempt"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGED_BY = "conveyor"
+LABEL_PARENT = "conveyor.dev/recurring-job"
+ANNOTATION_CREATED_AT = "conveyor.dev/created-at"
+ANNOTATION_REPLAY = "conveyor.dev/replay"
+ANNOTATION_SCHEDULED_AT = "conveyor.dev/scheduled-at"
+NO_QUEUE = ""
+"""Queue key of jobs that name no queue: admitted at once, without limits."""
+
+
+def pod_name(job_name: str, attempt: int) -> str:
+    return f"{job_name}-{attempt}"
+
+
+def run_name(recurring_job_name: str, scheduled_at: datetime.datetime) -> str:
+    """The child BackgroundJob of a recurring job's run at `scheduled_at`."""
+    return f"{recurring_job_name}-{int(scheduled_at.timestamp())}"
+
+
+def format_time(moment: datetime.datetime) -> str:
+    """RFC 3339 in UTC with milliseconds, the form written into status."""
+    utc = moment.astimezone(datetime.UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def parse_time(text: str | None) -> datetime.datetime | None:
+    if not text:
+        return None
+    parsed = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=datetime.UTC)
+    return parsed

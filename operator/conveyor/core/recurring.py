@@ -1,0 +1,238 @@
+"""A recurring job: creates one child BackgroundJob per scheduled run, and prunes old ones.
+
+The recurring job runs nothing itself. At each scheduled time it creates a
+child named `<job>-<unix seconds of the scheduled time>`, so the same run is
+never created twice, even by an operator that restarted in between: the
+second create is an `AlreadyExists`. The child inherits everything a run
+needs (queue, priority, retry, template, deadlines, dependencies) and nothing
+that makes it recur.
+
+Which runs are due after an outage is `schedule.missed_runs`' business; what
+is done about a run that is due while an earlier one is still active is the
+`concurrencyPolicy`'s: Allow creates it anyway, Forbid skips it (and says so
+in an event), Replace deletes the active runs first.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from conveyor.api.v1alpha1 import API_VERSION, BackgroundJobStatus
+from conveyor.core import conditions, naming
+from conveyor.core.lifecycle import Event, JobView, is_terminal
+from conveyor.core.schedule import Schedule, ScheduleError, missed_runs
+
+ON_TIME_GRACE_SECONDS = 2.0
+"""A run this late still counts as on time under missedRunsPolicy Skip."""
+
+RECURRING_ONLY_FIELDS = frozenset(
+    {
+        "schedule",
+        "every",
+        "timeZone",
+        "concurrencyPolicy",
+        "startingDeadlineSeconds",
+        "missedRunsPolicy",
+        "maxMissedRuns",
+        "successfulRunsHistoryLimit",
+        "failedRunsHistoryLimit",
+        "suspend",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Run:
+    """A child of the recurring job, as last seen."""
+
+    name: str
+    scheduled_at: datetime.datetime
+    phase: str | None
+
+
+@dataclass(frozen=True)
+class RecurringDecision:
+    status: BackgroundJobStatus
+    create: list[datetime.datetime] = field(default_factory=list)
+    delete: list[str] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    wake_at: datetime.datetime | None = None
+
+
+def parse(job: JobView) -> Schedule:
+    """The job's schedule; raises ScheduleError with a message for the user."""
+    spec = job.spec
+    return Schedule.parse(
+        cron=spec.schedule, every=spec.every, time_zone=spec.time_zone, anchor=job.created_at
+    )
+
+
+def step(job: JobView, runs: Sequence[Run], now: datetime.datetime) -> RecurringDecision:
+    spec = job.spec
+    status = job.status
+    events: list[Event] = []
+    conds = list(status.conditions)
+    try:
+        schedule = parse(job)
+    except ScheduleError as error:
+        message = str(error)
+        if not conditions.is_true(conds, "InvalidSpec"):
+            events.append(Event("Warning", "InvalidSpec", message))
+        conds = conditions.set_condition(
+            conds,
+            "InvalidSpec",
+            "True",
+            reason="InvalidSchedule",
+            message=message,
+            now=now,
+            generation=job.generation,
+        )
+        new = status.model_copy(
+            update={"conditions": conds, "observed_generation": job.generation, "phase": "Pending"}
+        )
+        return RecurringDecision(status=new, events=events)
+    conds = conditions.remove(conds, "InvalidSpec")
+
+    active = sorted((r for r in runs if not is_terminal(r.phase)), key=lambda r: r.scheduled_at)
+    last = status.last_schedule_time
+    newest_run = max((r.scheduled_at for r in runs), default=None)
+    if newest_run is not None and (last is None or newest_run > last):
+        last = newest_run  # a run created just before a restart, never recorded
+
+    create: list[datetime.datetime] = []
+    delete: list[str] = []
+    if spec.suspend:
+        if not conditions.is_true(conds, "Suspended"):
+            events.append(Event("Normal", "Suspended", "spec.suspend is true: no new runs"))
+        conds = conditions.set_condition(
+            conds,
+            "Suspended",
+            "True",
+            reason="Suspended",
+            message="spec.suspend is true: no new runs",
+            now=now,
+            generation=job.generation,
+        )
+    else:
+        if conditions.is_true(conds, "Suspended"):
+            events.append(Event("Normal", "Resumed", "spec.suspend is false: scheduling again"))
+        conds = conditions.remove(conds, "Suspended")
+        due = missed_runs(
+            schedule=schedule,
+            last_scheduled=last,
+            created=job.created_at,
+            now=now,
+            policy=spec.missed_runs_policy,
+            max_missed=spec.max_missed_runs,
+            starting_deadline_seconds=spec.starting_deadline_seconds,
+            grace_seconds=ON_TIME_GRACE_SECONDS,
+        )
+        if due.skipped:
+            events.append(Event("Warning", "MissedRuns", f"skipped {due.reason}"))
+        newest_due = due.to_create[-1] if due.to_create else None
+        if due.to_create and active and spec.concurrency_policy == "Forbid":
+            events.append(
+                Event(
+                    "Normal",
+                    "RunSkipped",
+                    f"run of {naming.format_time(newest_due)} skipped: "  # type: ignore[arg-type]
+                    f"{', '.join(r.name for r in active)} still active (concurrencyPolicy Forbid)",
+                )
+            )
+            last = newest_due
+        elif due.to_create:
+            if active and spec.concurrency_policy == "Replace":
+                delete.extend(r.name for r in active)
+                events.append(
+                    Event(
+                        "Normal",
+                        "RunReplaced",
+                        f"deleting {', '.join(r.name for r in active)} (concurrencyPolicy Replace)",
+                    )
+                )
+            create = list(due.to_create)
+            last = newest_due
+            for moment in create:
+                events.append(
+                    Event("Normal", "RunCreated", f"created {naming.run_name(job.name, moment)}")
+                )
+        elif due.skipped and newest_due is None:
+            # Everything due was skipped: remember the newest, so it is not reconsidered.
+            last = schedule_last_due(schedule, last, job.created_at, now) or last
+
+    delete.extend(_pruned(runs, spec.successful_runs_history_limit, spec.failed_runs_history_limit))
+    next_time = schedule.next_after(max(now, last) if last else now)
+    active_names = sorted(
+        {r.name for r in active if r.name not in delete}
+        | {naming.run_name(job.name, t) for t in create}
+    )
+    new_status = status.model_copy(
+        update={
+            "phase": "Running" if active_names else "Pending",
+            "last_schedule_time": last,
+            "next_schedule_time": next_time,
+            "active": active_names,
+            "conditions": conds,
+            "observed_generation": job.generation,
+            "attempts_summary": None,
+        }
+    )
+    return RecurringDecision(
+        status=new_status,
+        create=create,
+        delete=sorted(set(delete)),
+        events=events,
+        wake_at=None if spec.suspend else next_time,
+    )
+
+
+def schedule_last_due(
+    schedule: Schedule,
+    last: datetime.datetime | None,
+    created: datetime.datetime,
+    now: datetime.datetime,
+) -> datetime.datetime | None:
+    """The newest scheduled time in (last or created, now], if any."""
+    newest = schedule.runs_between(last or created, now, 1)
+    return newest[-1] if newest else None
+
+
+def _pruned(runs: Sequence[Run], keep_succeeded: int, keep_failed: int) -> list[str]:
+    doomed: list[str] = []
+    for phase, keep in (("Succeeded", keep_succeeded), ("Failed", keep_failed)):
+        finished = sorted(
+            (r for r in runs if r.phase == phase), key=lambda r: r.scheduled_at, reverse=True
+        )
+        doomed.extend(r.name for r in finished[keep:])
+    return doomed
+
+
+def render_run(
+    job: JobView, *, uid: str, raw_spec: dict[str, Any], scheduled_at: datetime.datetime
+) -> dict[str, Any]:
+    """The child BackgroundJob of the run at `scheduled_at`."""
+    spec = {k: v for k, v in raw_spec.items() if k not in RECURRING_ONLY_FIELDS}
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "BackgroundJob",
+        "metadata": {
+            "name": naming.run_name(job.name, scheduled_at),
+            "namespace": job.namespace,
+            "labels": {naming.LABEL_PARENT: job.name},
+            "annotations": {naming.ANNOTATION_SCHEDULED_AT: naming.format_time(scheduled_at)},
+            "ownerReferences": [
+                {
+                    "apiVersion": API_VERSION,
+                    "kind": "BackgroundJob",
+                    "name": job.name,
+                    "uid": uid,
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "spec": spec,
+    }

@@ -1,0 +1,658 @@
+"""The controller: carries out the core's decisions against the API server.
+
+Everything it knows comes from kopf's indices (filled from watches, complete
+before the first handler runs, so a restarted operator counts every live pod
+before it admits anything) and from the responses to its own writes, kept in
+small overlays until the watch catches up.
+
+Three kinds of work go through one deduplicating work queue:
+
+- `("job", ns, name)`: run the lifecycle of one job; record an attempt's end,
+  back off, block, delay, or declare the job ready to start. A ready job joins
+  its queue's waiting line; it never creates a pod itself.
+- `("queue", ns, queue)`: the admitter of one queue. It alone creates pods for
+  the queue's jobs, and the work queue never runs it twice at once, so
+  concurrency and rate limit are checked against a count that includes every
+  pod it created a moment ago. Jobs with no queue go through an admitter too,
+  one without limits.
+- `("queue-status", ns, queue)`: the queue's counts, written at most once a
+  second however many jobs change.
+
+Writes per job are few by construction: a job that starts at once costs the
+pod create and two status patches (Running, then Succeeded); one that waits
+first costs one more (Queued).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import datetime
+import json
+import logging
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from typing import Any, Protocol
+
+from kubernetes.client.exceptions import ApiException
+
+from conveyor.api.v1alpha1 import (
+    BackgroundJobSpec,
+    BackgroundJobStatus,
+    JobQueueStatus,
+    PodSpecShape,
+    PodTemplate,
+)
+from conveyor.core import (
+    admission,
+    conditions,
+    dependencies,
+    lifecycle,
+    naming,
+    podspec,
+    recurring,
+)
+from conveyor.core.effective import Effective, resolve
+from conveyor.core.outcome import PodView
+from conveyor.runtime import kube
+from conveyor.runtime.records import JobRecord, PodRecord, QueueRecord, resource_version
+from conveyor.runtime.timers import Scheduler
+from conveyor.runtime.workqueue import WorkQueue
+
+log = logging.getLogger(__name__)
+
+Key = tuple[str, str]
+LOG_TAIL_LINES = 20
+QUEUE_STATUS_INTERVAL = datetime.timedelta(seconds=1)
+
+
+def utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+class Lookup(Protocol):
+    """The read side of a kopf index: key → the values indexed under it."""
+
+    def get(self, key: Any, default: Any = None) -> Any: ...
+    def __contains__(self, key: object) -> bool: ...
+
+
+@dataclasses.dataclass
+class Indices:
+    jobs: Lookup
+    jobs_by_queue: Lookup
+    dependents: Lookup
+    pods: Lookup
+    pods_by_queue: Lookup
+    queues: Lookup
+    priority_classes: Lookup
+    runs: Lookup
+
+
+def _values(lookup: Lookup, key: Any) -> list[Any]:
+    store = lookup.get(key)
+    return list(store) if store is not None else []
+
+
+def _one(lookup: Lookup, key: Any) -> Any:
+    values = _values(lookup, key)
+    return values[0] if values else None
+
+
+class Controller:
+    def __init__(
+        self,
+        api: kube.KubeApi,
+        *,
+        workers: int = 16,
+        clock: Callable[[], datetime.datetime] = utcnow,
+    ) -> None:
+        self.api = api
+        self.clock = clock
+        self.indices: Indices | None = None
+        self.work = WorkQueue(self._handle, workers=workers)
+        self.scheduler = Scheduler(self.work.add, clock=clock)
+        self._job_overlay: dict[Key, JobRecord] = {}
+        self._created_pods: dict[Key, dict[int, PodRecord]] = collections.defaultdict(dict)
+        self._log_tails: dict[Key, str] = {}
+        self._waiting: dict[Key, dict[str, admission.Candidate]] = collections.defaultdict(dict)
+        self._locks: dict[Key, asyncio.Lock] = {}
+        self._background: set[asyncio.Task[None]] = set()
+
+    # ------------------------------------------------------------ wiring
+
+    def bind(self, indices: Indices) -> None:
+        if self.indices is None:
+            self.indices = indices
+            self.work.start()
+            self.scheduler.start()
+
+    async def stop(self) -> None:
+        await self.work.stop()
+        await self.scheduler.stop()
+        await asyncio.gather(*self._background, return_exceptions=True)
+
+    def job_changed(
+        self, namespace: str, name: str, body: Mapping[str, Any], *, deleted: bool
+    ) -> None:
+        self.work.add(("job", namespace, name))
+        for dependent in self._dependents(namespace, name):
+            self.work.add(("job", namespace, dependent))
+        parent = ((body.get("metadata") or {}).get("labels") or {}).get(naming.LABEL_PARENT)
+        if parent:
+            self.work.add(("job", namespace, parent))
+        if deleted:
+            key = (namespace, name)
+            self._job_overlay.pop(key, None)
+            self._created_pods.pop(key, None)
+            self._locks.pop(key, None)
+            for waiting in self._waiting.values():
+                waiting.pop(name, None)
+
+    def pod_changed(self, record: PodRecord | None, *, deleted: bool) -> None:
+        if record is None:
+            return
+        self.work.add(("job", record.namespace, record.job))
+        if deleted or record.view.terminal:
+            self.work.add(("queue", record.namespace, record.queue))
+        if deleted:
+            self._log_tails.pop((record.namespace, record.view.name), None)
+
+    def queue_changed(self, namespace: str, name: str) -> None:
+        self.work.add(("queue", namespace, name))
+        self._queue_status_soon(namespace, name)
+        assert self.indices is not None
+        for job_name in _values(self.indices.jobs_by_queue, (namespace, name)):
+            record = self.job(namespace, job_name)
+            if record is None or record.status.phase in (None, "Pending", "Queued"):
+                self.work.add(("job", namespace, job_name))
+
+    async def _handle(self, key: Hashable) -> None:
+        assert isinstance(key, tuple)
+        kind, namespace, name = key
+        if kind == "job":
+            await self.reconcile_job(namespace, name)
+        elif kind == "queue":
+            await self.admit_queue(namespace, name)
+        elif kind == "queue-status":
+            await self.write_queue_status(namespace, name)
+
+    # ------------------------------------------------------------ reads
+
+    def job(self, namespace: str, name: str) -> JobRecord | None:
+        assert self.indices is not None
+        key = (namespace, name)
+        indexed: JobRecord | None = _one(self.indices.jobs, key)
+        overlay = self._job_overlay.get(key)
+        if overlay is None:
+            return indexed
+        if indexed is None:
+            # Deleted and the DELETED event is processed; drop what we wrote to it.
+            self._job_overlay.pop(key, None)
+            return None
+        if indexed.resource_version >= overlay.resource_version:
+            del self._job_overlay[key]
+            return indexed
+        # Our write is newer than the index; the spec may still have changed since.
+        return dataclasses.replace(indexed, status=overlay.status)
+
+    def queue_record(self, namespace: str, name: str) -> QueueRecord | None:
+        assert self.indices is not None
+        record: QueueRecord | None = _one(self.indices.queues, (namespace, name))
+        return record
+
+    def pods_of(self, namespace: str, job: str) -> dict[int, PodRecord]:
+        assert self.indices is not None
+        key = (namespace, job)
+        pods: dict[int, PodRecord] = {p.view.attempt: p for p in _values(self.indices.pods, key)}
+        created = self._created_pods.get(key)
+        if created:
+            for attempt in list(created):
+                if attempt in pods:
+                    del created[attempt]
+                else:
+                    pods[attempt] = created[attempt]
+        return pods
+
+    def _dependents(self, namespace: str, name: str) -> list[str]:
+        if self.indices is None:
+            return []
+        return [str(v) for v in _values(self.indices.dependents, (namespace, name))]
+
+    def _priority_classes(self) -> Mapping[str, int]:
+        assert self.indices is not None
+        index = self.indices.priority_classes
+
+        class _Values(dict[str, int]):
+            def get(self, key: str, default: Any = None) -> Any:
+                value = _one(index, key)
+                return default if value is None else value
+
+        return _Values()
+
+    def effective(self, record: JobRecord) -> Effective | None:
+        if record.spec is None:
+            return None
+        queue = self.queue_record(record.namespace, record.queue) if record.queue else None
+        defaults = queue.spec.defaults if queue is not None and queue.spec is not None else None
+        return resolve(record.spec, defaults, self._priority_classes())
+
+    def surroundings(
+        self, record: JobRecord, *, admit: bool, pods: Mapping[int, PodRecord] | None = None
+    ) -> lifecycle.Surroundings:
+        now = self.clock()
+        if record.spec is None:
+            return lifecycle.Surroundings(now=now, effective=None, invalid=record.spec_error)
+        namespace = record.namespace
+        deps: dict[str, str | None] = {}
+        for dep in record.depends_on:
+            dep_record = self.job(namespace, dep)
+            deps[dep] = None if dep_record is None else (dep_record.status.phase or "")
+        cycle = None
+        if any(phase not in (None, "Succeeded", "Failed") for phase in deps.values()):
+
+            def edges(name: str) -> list[str]:
+                found = self.job(namespace, name)
+                return found.depends_on if found is not None else []
+
+            cycle = dependencies.find_cycle(record.name, edges)
+        if pods is None:
+            pods = self.pods_of(namespace, record.name)
+        views = {attempt: self._with_log_tail(p) for attempt, p in pods.items()}
+        return lifecycle.Surroundings(
+            now=now,
+            effective=self.effective(record),
+            queue_exists=not record.queue or self.queue_record(namespace, record.queue) is not None,
+            dependencies=deps,
+            dependency_cycle=cycle,
+            pods=views,
+            admit=admit,
+        )
+
+    def _with_log_tail(self, pod: PodRecord) -> PodView:
+        tail = self._log_tails.get((pod.namespace, pod.view.name))
+        return dataclasses.replace(pod.view, log_tail=tail) if tail is not None else pod.view
+
+    # ------------------------------------------------------------ jobs
+
+    def _lock(self, namespace: str, name: str) -> asyncio.Lock:
+        return self._locks.setdefault((namespace, name), asyncio.Lock())
+
+    async def reconcile_job(self, namespace: str, name: str) -> None:
+        async with self._lock(namespace, name):
+            record = self.job(namespace, name)
+            if record is None or record.deleting:
+                return
+            if record.spec is not None and record.spec.is_recurring:
+                await self.reconcile_recurring(record)
+                return
+            pods = self.pods_of(namespace, name)
+            await self._fetch_log_tail(record, pods)
+            decision = lifecycle.step(
+                record.view() if record.spec else _bare(record),
+                self.surroundings(record, admit=False, pods=pods),
+            )
+            queue_key = (namespace, record.queue)
+            if decision.wants_admission:
+                assert record.spec is not None
+                effective = self.effective(record)
+                assert effective is not None
+                self._waiting[queue_key][name] = admission.Candidate(
+                    name=name, priority=effective.priority, created_at=record.created_at
+                )
+                self.work.add(("queue", namespace, record.queue))
+                if record.status.phase is None:
+                    return  # the admitter writes Running, or Queued if it must wait
+            else:
+                self._waiting.get(queue_key, {}).pop(name, None)
+            await self._carry_out(record, decision, pods)
+
+    async def _fetch_log_tail(self, record: JobRecord, pods: Mapping[int, PodRecord]) -> None:
+        """Read the log tail of the running attempt's pod once, when it has failed."""
+        if record.status.phase != "Running":
+            return
+        pod = pods.get(record.status.attempts)
+        if pod is None or pod.view.phase != "Failed":
+            return
+        key = (record.namespace, pod.view.name)
+        if key in self._log_tails:
+            return
+        tail = await self.api.read_log_tail(
+            record.namespace,
+            pod.view.name,
+            pod.failing_container,
+            LOG_TAIL_LINES,
+            lifecycle.LOG_TAIL_BYTES * 2,
+        )
+        self._log_tails[key] = tail or ""
+
+    async def _carry_out(
+        self,
+        record: JobRecord,
+        decision: lifecycle.Decision,
+        pods: Mapping[int, PodRecord],
+    ) -> None:
+        namespace, name = record.namespace, record.name
+        for action in decision.actions:
+            if isinstance(action, lifecycle.CreatePod):
+                invalid = await self._create_pod(record, action.attempt)
+                if invalid is not None:
+                    await self._mark_invalid(record, invalid)
+                    return
+            elif isinstance(action, lifecycle.DeletePod):
+                await self.api.delete_pod(namespace, action.name)
+            elif isinstance(action, lifecycle.DeleteJob):
+                await self.api.delete_job(namespace, name)
+                return
+        if decision.status != record.status:
+            await self._write_status(record, decision.status)
+            if decision.status.phase != record.status.phase:
+                self._queue_status_soon(namespace, record.queue)
+                if lifecycle.is_terminal(decision.status.phase):
+                    for dependent in self._dependents(namespace, name):
+                        self.work.add(("job", namespace, dependent))
+        self._post_events(record, decision.events)
+        if decision.wake_at is not None:
+            self.scheduler.at(("job", namespace, name), decision.wake_at)
+
+    async def _create_pod(self, record: JobRecord, attempt: int) -> str | None:
+        """Create an attempt's pod; returns why the API refused the pod spec, if it did."""
+        effective = self.effective(record)
+        assert effective is not None
+        now = self.clock()
+        body = podspec.render_pod(
+            record.view(), uid=record.uid, attempt=attempt, effective=effective, now=now
+        )
+        try:
+            created = await self.api.create_pod(record.namespace, body)
+        except kube.ConflictError:
+            log.info(
+                "pod of %s/%s attempt %d exists already", record.namespace, record.name, attempt
+            )
+            return None
+        except ApiException as error:
+            if error.status in (400, 422):
+                return f"the API server refused the attempt's pod: {_api_message(error)}"
+            raise
+        pod = PodRecord.from_body(created)
+        if pod is not None:
+            self._created_pods[record.key][attempt] = pod
+        return None
+
+    async def _mark_invalid(self, record: JobRecord, message: str) -> None:
+        around = dataclasses.replace(self.surroundings(record, admit=False), invalid=message)
+        decision = lifecycle.step(record.view(), around)
+        await self._write_status(record, decision.status)
+        self._post_events(record, decision.events)
+
+    async def _write_status(self, record: JobRecord, status: BackgroundJobStatus) -> None:
+        body = status.model_dump(by_alias=True, mode="json")
+        try:
+            patched = await self.api.patch_job_status(record.namespace, record.name, body)
+        except kube.NotFoundError:
+            return
+        rv = resource_version(patched.get("metadata") or {})
+        self._job_overlay[record.key] = record.with_status(status, rv)
+
+    def _post_events(self, record: JobRecord, events: Iterable[lifecycle.Event]) -> None:
+        for event in events:
+            self._spawn(
+                self.api.post_event(
+                    namespace=record.namespace,
+                    kind="BackgroundJob",
+                    name=record.name,
+                    uid=record.uid,
+                    type_=event.type,
+                    reason=event.reason,
+                    message=event.message,
+                )
+            )
+
+    def _spawn(self, coro: Any) -> None:
+        task: asyncio.Task[None] = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # ------------------------------------------------------------ recurring jobs
+
+    def runs_of(self, record: JobRecord) -> list[recurring.Run]:
+        assert self.indices is not None
+        runs = []
+        for name in _values(self.indices.runs, record.key):
+            child = self.job(record.namespace, str(name))
+            if child is None or child.owner_uid != record.uid:
+                continue
+            scheduled = naming.parse_time(child.annotations.get(naming.ANNOTATION_SCHEDULED_AT))
+            runs.append(
+                recurring.Run(
+                    name=child.name,
+                    scheduled_at=scheduled or child.created_at,
+                    phase=child.status.phase,
+                )
+            )
+        return runs
+
+    async def reconcile_recurring(self, record: JobRecord) -> None:
+        view = record.view()
+        decision = recurring.step(view, self.runs_of(record), self.clock())
+        for moment in decision.create:
+            body = recurring.render_run(
+                view, uid=record.uid, raw_spec=dict(record.raw_spec), scheduled_at=moment
+            )
+            try:
+                await self.api.create_job(record.namespace, body)
+            except kube.ConflictError:
+                log.info("run %s exists already", body["metadata"]["name"])
+        for name in decision.delete:
+            await self.api.delete_job(record.namespace, name)
+        if decision.status != record.status:
+            await self._write_status(record, decision.status)
+        self._post_events(record, decision.events)
+        if decision.wake_at is not None:
+            self.scheduler.at(("job", record.namespace, record.name), decision.wake_at)
+
+    # ------------------------------------------------------------ queues
+
+    def _limits(self, namespace: str, queue: str) -> admission.QueueLimits | None:
+        if not queue:
+            return admission.QueueLimits.unlimited()
+        record = self.queue_record(namespace, queue)
+        if record is None:
+            return None
+        spec = record.spec
+        if spec is None:
+            return admission.QueueLimits(paused=True)
+        rate = spec.rate_limit
+        return admission.QueueLimits(
+            concurrency=spec.concurrency,
+            rate_max=rate.max if rate else None,
+            rate_period_seconds=rate.period_seconds if rate else 1.0,
+            paused=spec.paused,
+        )
+
+    def _queue_pods(self, namespace: str, queue: str) -> dict[tuple[str, int], PodRecord]:
+        assert self.indices is not None
+        pods = {
+            (p.job, p.view.attempt): p
+            for p in _values(self.indices.pods_by_queue, (namespace, queue))
+        }
+        for (ns, job), created in self._created_pods.items():
+            if ns != namespace:
+                continue
+            for attempt, pod in created.items():
+                if pod.queue == queue:
+                    pods.setdefault((job, attempt), pod)
+        return pods
+
+    async def admit_queue(self, namespace: str, queue: str) -> None:
+        limits = self._limits(namespace, queue)
+        waiting = self._waiting.get((namespace, queue))
+        if limits is None or not waiting:
+            return
+        now = self.clock()
+        pods = self._queue_pods(namespace, queue).values()
+        running = sum(1 for p in pods if p.view.live)
+        horizon = now - datetime.timedelta(seconds=limits.rate_period_seconds)
+        recent = [
+            p.view.created_at for p in pods if p.view.created_at and p.view.created_at > horizon
+        ]
+        decided = admission.admit(
+            limits=limits,
+            now=now,
+            running=running,
+            recent_starts=recent,
+            candidates=list(waiting.values()),
+        )
+        for candidate in decided.admitted:
+            waiting.pop(candidate.name, None)
+        await _bounded((self._start(namespace, c.name) for c in decided.admitted), limit=64)
+        unwritten = [
+            name
+            for name in list(waiting)
+            if (record := self.job(namespace, name)) is not None and record.status.phase is None
+        ]
+        await _bounded((self._write_queued(namespace, name) for name in unwritten), limit=64)
+        if decided.retry_at is not None:
+            self.scheduler.at(("queue", namespace, queue), decided.retry_at)
+        self._queue_status_soon(namespace, queue)
+
+    async def _start(self, namespace: str, name: str) -> None:
+        try:
+            await self._start_now(namespace, name)
+        except Exception:
+            log.exception("starting %s/%s failed; it will be retried", namespace, name)
+            self.scheduler.at(
+                ("job", namespace, name), self.clock() + datetime.timedelta(seconds=2)
+            )
+            raise
+
+    async def _start_now(self, namespace: str, name: str) -> None:
+        async with self._lock(namespace, name):
+            record = self.job(namespace, name)
+            if record is None or record.deleting or record.spec is None:
+                return
+            pods = self.pods_of(namespace, name)
+            decision = lifecycle.step(
+                record.view(), self.surroundings(record, admit=True, pods=pods)
+            )
+            if not any(isinstance(a, lifecycle.CreatePod) for a in decision.actions):
+                self.work.add(("job", namespace, name))  # it changed; look again
+                return
+            await self._carry_out(record, decision, pods)
+
+    async def _write_queued(self, namespace: str, name: str) -> None:
+        async with self._lock(namespace, name):
+            record = self.job(namespace, name)
+            if record is None or record.spec is None or record.status.phase is not None:
+                return
+            decision = lifecycle.step(record.view(), self.surroundings(record, admit=False))
+            if decision.wants_admission:
+                await self._carry_out(record, decision, {})
+
+    # ------------------------------------------------------------ queue status
+
+    def _queue_status_soon(self, namespace: str, queue: str) -> None:
+        if queue:
+            self.scheduler.at(
+                ("queue-status", namespace, queue), self.clock() + QUEUE_STATUS_INTERVAL
+            )
+
+    async def write_queue_status(self, namespace: str, queue: str) -> None:
+        assert self.indices is not None
+        record = self.queue_record(namespace, queue)
+        if record is None:
+            return
+        now = self.clock()
+        counts: collections.Counter[str] = collections.Counter()
+        oldest: datetime.datetime | None = None
+        for job_name in _values(self.indices.jobs_by_queue, (namespace, queue)):
+            job = self.job(namespace, job_name)
+            if job is None or (job.spec is not None and job.spec.is_recurring):
+                continue
+            phase = job.status.phase or "Pending"
+            counts[phase] += 1
+            if phase in ("Pending", "Queued") and (oldest is None or job.created_at < oldest):
+                oldest = job.created_at
+        live = sum(1 for p in self._queue_pods(namespace, queue).values() if p.view.live)
+        if record.spec is None:
+            ready = ("False", "InvalidSpec", record.spec_error or "the spec is invalid")
+        elif record.spec.paused:
+            ready = ("False", "Paused", "spec.paused is true: admitting nothing new")
+        else:
+            ready = ("True", "Admitting", "admitting jobs")
+        status = JobQueueStatus(
+            pending=counts["Pending"] + counts["Queued"],
+            delayed=counts["Delayed"] + counts["BackingOff"],
+            blocked=counts["Blocked"],
+            running=live,
+            succeeded=counts["Succeeded"],
+            failed=counts["Failed"],
+            oldest_pending_seconds=int((now - oldest).total_seconds()) if oldest else None,
+            conditions=conditions.set_condition(
+                record.status.conditions,
+                "Ready",
+                ready[0],  # type: ignore[arg-type]
+                reason=ready[1],
+                message=ready[2],
+                now=now,
+                generation=record.generation,
+            ),
+            observed_generation=record.generation,
+        )
+        if _same_counts(status, record.status):
+            return
+        await self.api.patch_queue_status(
+            namespace, queue, status.model_dump(by_alias=True, mode="json")
+        )
+
+
+def _same_counts(new: JobQueueStatus, old: JobQueueStatus) -> bool:
+    """Equal but for the age of the oldest pending job, which changes every second."""
+    if (new.oldest_pending_seconds is None) != (old.oldest_pending_seconds is None):
+        return False
+    if (
+        new.oldest_pending_seconds is not None
+        and old.oldest_pending_seconds is not None
+        and abs(new.oldest_pending_seconds - old.oldest_pending_seconds) > 10
+    ):
+        return False
+    return new.model_copy(update={"oldest_pending_seconds": None}) == old.model_copy(
+        update={"oldest_pending_seconds": None}
+    )
+
+
+def _bare(record: JobRecord) -> lifecycle.JobView:
+    """A JobView for a job whose spec could not be parsed: enough to report InvalidSpec."""
+    placeholder = BackgroundJobSpec(
+        template=PodTemplate(spec=PodSpecShape.model_validate({"containers": [{"name": "x"}]}))
+    )
+    return lifecycle.JobView(
+        name=record.name,
+        namespace=record.namespace,
+        generation=record.generation,
+        created_at=record.created_at,
+        spec=placeholder,
+        status=record.status,
+        annotations=record.annotations,
+    )
+
+
+def _api_message(error: ApiException) -> str:
+    try:
+        message = json.loads(error.body or "").get("message")
+    except (TypeError, ValueError, AttributeError):
+        message = None
+    return str(message or error.reason)
+
+
+async def _bounded(coros: Iterable[Any], *, limit: int) -> None:
+    semaphore = asyncio.Semaphore(limit)
+
+    async def run(coro: Any) -> None:
+        async with semaphore:
+            await coro
+
+    results = await asyncio.gather(*(run(c) for c in coros), return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            log.error("an admission step failed: %r", result)

@@ -1,0 +1,230 @@
+"""The few Kubernetes API calls the operator makes, behind one async interface.
+
+The official `kubernetes` client is synchronous; its calls run in a thread
+pool sized for the reconcilers' parallelism, over one shared `ApiClient`
+whose connection pool is as large as that pool, so no call waits for a
+socket. Every write the operator makes goes through here, which is where
+the API writes per job are counted and kept low.
+
+`KubeApi` is the Protocol the controller depends on; `ClientKubeApi` is the
+real thing. Tests of the controller's glue run against the real API server,
+never a patched client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import datetime
+import functools
+import json
+import logging
+import os
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
+
+import kubernetes
+from kubernetes.client.exceptions import ApiException
+
+from conveyor.api.v1alpha1 import GROUP, VERSION
+from conveyor.core import naming
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class ConflictError(Exception):
+    """The object already exists (409)."""
+
+
+class NotFoundError(Exception):
+    """The object does not exist (404)."""
+
+
+class KubeApi(Protocol):
+    async def create_pod(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]: ...
+    async def delete_pod(self, namespace: str, name: str) -> None: ...
+    async def read_log_tail(
+        self, namespace: str, pod: str, container: str | None, lines: int, limit_bytes: int
+    ) -> str | None: ...
+    async def patch_job_status(
+        self, namespace: str, name: str, status: dict[str, Any]
+    ) -> dict[str, Any]: ...
+    async def delete_job(self, namespace: str, name: str) -> None: ...
+    async def create_job(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]: ...
+    async def patch_queue_status(
+        self, namespace: str, name: str, status: dict[str, Any]
+    ) -> None: ...
+    async def post_event(
+        self,
+        *,
+        namespace: str,
+        kind: str,
+        name: str,
+        uid: str,
+        type_: str,
+        reason: str,
+        message: str,
+    ) -> None: ...
+
+
+def _translate(error: ApiException) -> Exception:
+    if error.status == 409:
+        return ConflictError(str(error.reason))
+    if error.status == 404:
+        return NotFoundError(str(error.reason))
+    return error
+
+
+class ClientKubeApi:
+    """KubeApi over the official client, run in a dedicated thread pool."""
+
+    def __init__(self, *, threads: int = 32, reporting_instance: str | None = None) -> None:
+        try:
+            kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
+        except kubernetes.config.ConfigException:
+            kubernetes.config.load_kube_config()  # type: ignore[no-untyped-call]
+        configuration = kubernetes.client.Configuration.get_default_copy()
+        configuration.connection_pool_maxsize = threads
+        self._client = kubernetes.client.ApiClient(configuration)
+        self._core = kubernetes.client.CoreV1Api(self._client)
+        self._custom = kubernetes.client.CustomObjectsApi(self._client)
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=threads, thread_name_prefix="kube"
+        )
+        self._instance = reporting_instance or os.environ.get("POD_NAME") or "conveyor"
+
+    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
+        except ApiException as error:
+            raise _translate(error) from error
+
+    async def create_pod(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        result = await self._call(
+            self._core.create_namespaced_pod, namespace, body, _preload_content=False
+        )
+        return _json(result)
+
+    async def delete_pod(self, namespace: str, name: str) -> None:
+        with contextlib.suppress(NotFoundError):
+            await self._call(
+                self._core.delete_namespaced_pod, name, namespace, grace_period_seconds=5
+            )
+
+    async def read_log_tail(
+        self, namespace: str, pod: str, container: str | None, lines: int, limit_bytes: int
+    ) -> str | None:
+        try:
+            text: str = await self._call(
+                self._core.read_namespaced_pod_log,
+                pod,
+                namespace,
+                container=container,
+                tail_lines=lines,
+                limit_bytes=limit_bytes,
+            )
+        except (NotFoundError, ApiException) as error:
+            log.debug("no log for %s/%s: %s", namespace, pod, error)
+            return None
+        return text
+
+    async def patch_job_status(
+        self, namespace: str, name: str, status: dict[str, Any]
+    ) -> dict[str, Any]:
+        result = await self._call(
+            self._custom.patch_namespaced_custom_object_status,
+            GROUP,
+            VERSION,
+            namespace,
+            "backgroundjobs",
+            name,
+            {"status": status},
+            _preload_content=False,
+        )
+        return _json(result)
+
+    async def delete_job(self, namespace: str, name: str) -> None:
+        with contextlib.suppress(NotFoundError):
+            await self._call(
+                self._custom.delete_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                namespace,
+                "backgroundjobs",
+                name,
+                propagation_policy="Background",
+            )
+
+    async def create_job(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        result = await self._call(
+            self._custom.create_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            "backgroundjobs",
+            body,
+            _preload_content=False,
+        )
+        return _json(result)
+
+    async def patch_queue_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        with contextlib.suppress(NotFoundError):
+            await self._call(
+                self._custom.patch_namespaced_custom_object_status,
+                GROUP,
+                VERSION,
+                namespace,
+                "jobqueues",
+                name,
+                {"status": status},
+                _preload_content=False,
+            )
+
+    async def post_event(
+        self,
+        *,
+        namespace: str,
+        kind: str,
+        name: str,
+        uid: str,
+        type_: str,
+        reason: str,
+        message: str,
+    ) -> None:
+        now = datetime.datetime.now(datetime.UTC)
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{name}.", "namespace": namespace},
+            "involvedObject": {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": kind,
+                "name": name,
+                "namespace": namespace,
+                "uid": uid,
+            },
+            "type": type_,
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": naming.MANAGED_BY},
+            "reportingComponent": f"{GROUP}/operator",
+            "reportingInstance": self._instance,
+            "firstTimestamp": naming.format_time(now).replace(".000", ""),
+            "lastTimestamp": naming.format_time(now).replace(".000", ""),
+            "count": 1,
+        }
+        body["firstTimestamp"] = body["lastTimestamp"] = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        try:
+            await self._call(
+                self._core.create_namespaced_event, namespace, body, _preload_content=False
+            )
+        except Exception as error:  # an event is best effort; never fail a reconcile on it
+            log.warning("could not post event %s on %s/%s: %s", reason, namespace, name, error)
+
+
+def _json(response: Any) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(response.data)
+    return data

@@ -1,0 +1,257 @@
+"""Compact records of the objects the operator watches, built once per watch event.
+
+The indices hold these instead of whole objects: parsing happens once, when
+an event arrives, and the reconcilers read typed fields. A spec the models
+reject (something the CRD schema let through) becomes a record with
+`spec_error` set, so that one bad object gets an InvalidSpec condition and
+every other job goes on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pydantic
+
+from conveyor.api.v1alpha1 import (
+    BackgroundJobSpec,
+    BackgroundJobStatus,
+    JobQueueSpec,
+    JobQueueStatus,
+)
+from conveyor.core import naming
+from conveyor.core.lifecycle import JobView
+from conveyor.core.outcome import PodView
+
+EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+
+
+def resource_version(meta: Mapping[str, Any]) -> int:
+    """resourceVersions are opaque, but etcd's are integers; compare newer-than with this."""
+    try:
+        return int(meta.get("resourceVersion") or 0)
+    except ValueError:
+        return 0
+
+
+def _errors(error: pydantic.ValidationError) -> str:
+    parts = []
+    for item in error.errors()[:5]:
+        where = ".".join(str(p) for p in item["loc"])
+        parts.append(f"spec.{where}: {item['msg']}")
+    return "; ".join(parts)
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    namespace: str
+    name: str
+    uid: str
+    resource_version: int
+    generation: int | None
+    created_at: datetime.datetime
+    deleting: bool
+    annotations: Mapping[str, str]
+    owner_uid: str | None
+    spec: BackgroundJobSpec | None
+    spec_error: str | None
+    status: BackgroundJobStatus
+    raw_spec: Mapping[str, Any] = field(repr=False)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.namespace, self.name)
+
+    @property
+    def queue(self) -> str:
+        if self.spec is not None:
+            return self.spec.queue or naming.NO_QUEUE
+        queue = self.raw_spec.get("queue")
+        return str(queue) if queue else naming.NO_QUEUE
+
+    @property
+    def depends_on(self) -> list[str]:
+        if self.spec is not None:
+            return list(self.spec.depends_on or [])
+        return []
+
+    def view(self) -> JobView:
+        assert self.spec is not None
+        return JobView(
+            name=self.name,
+            namespace=self.namespace,
+            generation=self.generation,
+            created_at=self.created_at,
+            spec=self.spec,
+            status=self.status,
+            annotations=self.annotations,
+        )
+
+    def with_status(self, status: BackgroundJobStatus, resource_version: int) -> JobRecord:
+        return _replace(self, status=status, resource_version=resource_version)
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> JobRecord:
+        meta = body.get("metadata") or {}
+        raw_spec = body.get("spec") or {}
+        spec: BackgroundJobSpec | None = None
+        spec_error: str | None = None
+        try:
+            spec = BackgroundJobSpec.model_validate(raw_spec)
+        except pydantic.ValidationError as error:
+            spec_error = _errors(error)
+        try:
+            status = BackgroundJobStatus.model_validate(body.get("status") or {})
+        except pydantic.ValidationError:
+            status = BackgroundJobStatus()
+        owner_uid = next(
+            (
+                ref.get("uid")
+                for ref in meta.get("ownerReferences") or []
+                if ref.get("kind") == "BackgroundJob" and ref.get("controller")
+            ),
+            None,
+        )
+        return cls(
+            namespace=meta.get("namespace", ""),
+            name=meta.get("name", ""),
+            uid=meta.get("uid", ""),
+            resource_version=resource_version(meta),
+            generation=meta.get("generation"),
+            created_at=naming.parse_time(meta.get("creationTimestamp")) or EPOCH,
+            deleting=bool(meta.get("deletionTimestamp")),
+            annotations=dict(meta.get("annotations") or {}),
+            owner_uid=owner_uid,
+            spec=spec,
+            spec_error=spec_error,
+            status=status,
+            raw_spec=raw_spec,
+        )
+
+
+@dataclass(frozen=True)
+class QueueRecord:
+    namespace: str
+    name: str
+    generation: int | None
+    spec: JobQueueSpec | None
+    spec_error: str | None
+    status: JobQueueStatus
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> QueueRecord:
+        meta = body.get("metadata") or {}
+        spec: JobQueueSpec | None = None
+        spec_error = None
+        try:
+            spec = JobQueueSpec.model_validate(body.get("spec") or {})
+        except pydantic.ValidationError as error:
+            spec_error = _errors(error)
+        try:
+            status = JobQueueStatus.model_validate(body.get("status") or {})
+        except pydantic.ValidationError:
+            status = JobQueueStatus()
+        return cls(
+            namespace=meta.get("namespace", ""),
+            name=meta.get("name", ""),
+            generation=meta.get("generation"),
+            spec=spec,
+            spec_error=spec_error,
+            status=status,
+        )
+
+
+@dataclass(frozen=True)
+class PodRecord:
+    namespace: str
+    job: str
+    queue: str
+    resource_version: int
+    view: PodView
+    failing_container: str | None
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> PodRecord | None:
+        meta = body.get("metadata") or {}
+        labels = meta.get("labels") or {}
+        try:
+            attempt = int(labels.get(naming.LABEL_ATTEMPT, ""))
+        except ValueError:
+            return None
+        annotations = meta.get("annotations") or {}
+        status = body.get("status") or {}
+        created_at = naming.parse_time(annotations.get(naming.ANNOTATION_CREATED_AT))
+        if created_at is None:
+            stamp = naming.parse_time(meta.get("creationTimestamp"))
+            # Second precision: assume the end of the second, which errs on the safe side
+            # of the rate limit.
+            created_at = stamp + datetime.timedelta(seconds=1) if stamp else None
+
+        exit_code = container_reason = container_message = failing = None
+        waiting_reason = waiting_message = None
+        finished: list[datetime.datetime] = []
+        statuses = status.get("containerStatuses") or []
+        for container in statuses:
+            state = container.get("state") or {}
+            terminated = state.get("terminated")
+            if terminated:
+                moment = naming.parse_time(terminated.get("finishedAt"))
+                if moment:
+                    finished.append(moment)
+                code = terminated.get("exitCode")
+                if failing is None and (code not in (0, None) or exit_code is None):
+                    if code not in (0, None):
+                        failing = container.get("name")
+                    exit_code = code
+                    container_reason = terminated.get("reason")
+                    container_message = terminated.get("message")
+            waiting = state.get("waiting")
+            if waiting and waiting_reason is None:
+                waiting_reason = waiting.get("reason")
+                waiting_message = waiting.get("message")
+        if failing is None and statuses:
+            failing = statuses[0].get("name")
+
+        disruption = unschedulable = None
+        for condition in status.get("conditions") or []:
+            if condition.get("type") == "DisruptionTarget" and condition.get("status") == "True":
+                disruption = condition.get("reason") or "DisruptionTarget"
+            if (
+                condition.get("type") == "PodScheduled"
+                and condition.get("status") == "False"
+                and condition.get("reason") == "Unschedulable"
+            ):
+                unschedulable = condition.get("message") or "no node fits the pod"
+        view = PodView(
+            name=meta.get("name", ""),
+            attempt=attempt,
+            phase=status.get("phase") or "Pending",
+            created_at=created_at,
+            finished_at=max(finished) if finished else None,
+            deleting=bool(meta.get("deletionTimestamp")),
+            reason=status.get("reason"),
+            message=status.get("message"),
+            exit_code=exit_code,
+            container_reason=container_reason,
+            container_message=container_message,
+            waiting_reason=waiting_reason,
+            waiting_message=waiting_message,
+            disruption_reason=disruption,
+            unschedulable_message=unschedulable,
+        )
+        return cls(
+            namespace=meta.get("namespace", ""),
+            job=labels.get(naming.LABEL_JOB, ""),
+            queue=labels.get(naming.LABEL_QUEUE, ""),
+            resource_version=resource_version(meta),
+            view=view,
+            failing_container=failing,
+        )
+
+
+def _replace(record: JobRecord, **changes: Any) -> JobRecord:
+    return dataclasses.replace(record, **changes)

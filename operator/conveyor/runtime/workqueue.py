@@ -1,0 +1,72 @@
+"""A deduplicating work queue: a key is never processed by two workers at once.
+
+Watch events, timers and admissions all say "look at this key again"; many
+such requests for the same key collapse into one pass. A key re-added while
+a worker is processing it is processed once more after that worker finishes,
+so the latest state is always looked at, and never concurrently. This is the
+shape of client-go's workqueue, and what lets the reconcilers read the
+indices without locks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Hashable
+
+log = logging.getLogger(__name__)
+
+
+class WorkQueue:
+    def __init__(self, handler: Callable[[Hashable], Awaitable[None]], *, workers: int) -> None:
+        self._handler = handler
+        self._workers = workers
+        self._queue: asyncio.Queue[Hashable] = asyncio.Queue()
+        self._queued: set[Hashable] = set()
+        self._processing: set[Hashable] = set()
+        self._dirty: set[Hashable] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        if not self._tasks:
+            self._tasks = [
+                asyncio.create_task(self._work(), name=f"conveyor-worker-{i}")
+                for i in range(self._workers)
+            ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    def add(self, key: Hashable) -> None:
+        if key in self._processing:
+            self._dirty.add(key)
+        elif key not in self._queued:
+            self._queued.add(key)
+            self._queue.put_nowait(key)
+
+    def __len__(self) -> int:
+        return len(self._queued)
+
+    async def _work(self) -> None:
+        while True:
+            key = await self._queue.get()
+            self._queued.discard(key)
+            self._processing.add(key)
+            try:
+                await self._handler(key)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("reconciling %s failed; it will be retried", key)
+                self._retry_later(key)
+            finally:
+                self._processing.discard(key)
+                if key in self._dirty:
+                    self._dirty.discard(key)
+                    self.add(key)
+
+    def _retry_later(self, key: Hashable) -> None:
+        asyncio.get_running_loop().call_later(2.0, self.add, key)

@@ -1,0 +1,305 @@
+"""Admission: start order, the concurrency quota, the sliding-window rate limit, pause."""
+
+from __future__ import annotations
+
+import datetime
+import heapq
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from conveyor.core import admission
+from conveyor.core.admission import Candidate, QueueLimits, admit, count_in_window, start_order
+from tests.unit.factories import T0, at
+
+MICROSECOND = datetime.timedelta(microseconds=1)
+
+names = st.text(alphabet="ab1-.", min_size=1, max_size=4)
+priorities = st.integers(-admission.PRIORITY_OFFSET, admission.PRIORITY_OFFSET)
+small_priorities = st.integers(-2, 2)  # many ties, so the later keys get exercised
+moments = st.integers(0, 10_000_000).map(lambda us: T0 + datetime.timedelta(microseconds=us))
+coarse_moments = st.integers(0, 3).map(at)  # many equal creation times
+
+
+@st.composite
+def candidate_lists(draw: st.DrawFn, priority: st.SearchStrategy[int] = small_priorities):
+    rows = draw(
+        st.lists(
+            st.tuples(names, priority, st.one_of(moments, coarse_moments)),
+            unique_by=lambda row: row[0],
+            max_size=20,
+        )
+    )
+    return [Candidate(name=n, priority=p, created_at=t) for n, p, t in rows]
+
+
+def before(a: Candidate, b: Candidate) -> bool:
+    """a starts no later than b: higher priority, then older, then name."""
+    if a.priority != b.priority:
+        return a.priority > b.priority
+    if a.created_at != b.created_at:
+        return a.created_at < b.created_at
+    return a.name <= b.name
+
+
+# ---------------------------------------------------------------- order
+
+
+@settings(max_examples=150, deadline=None)
+@given(candidate_lists(st.one_of(small_priorities, priorities)))
+def test_start_order_is_priority_then_age_then_name(candidates):
+    """start_order is a permutation sorted by priority desc, created_at asc, then name."""
+    ordered = start_order(candidates)
+    assert sorted(c.name for c in ordered) == sorted(c.name for c in candidates)
+    for a, b in zip(ordered, ordered[1:], strict=False):
+        assert before(a, b), (a, b)
+
+
+def test_start_order_examples():
+    """A higher priority beats age; equal priorities go oldest first; equal ages by name."""
+    old_low = Candidate("a-old-low", 0, at(0))
+    new_high = Candidate("z-new-high", 10, at(100))
+    b_same = Candidate("b", 0, at(5))
+    a_same = Candidate("a", 0, at(5))
+    assert [c.name for c in start_order([old_low, b_same, a_same, new_high])] == [
+        "z-new-high",
+        "a-old-low",
+        "a",
+        "b",
+    ]
+
+
+@settings(max_examples=150, deadline=None)
+@given(candidate_lists(st.one_of(small_priorities, priorities)))
+def test_queue_order_key_sorts_like_start_order(candidates):
+    """Sorting by queue_order_key gives exactly the start order (kubectl --sort-by agrees)."""
+    by_key = sorted(
+        candidates, key=lambda c: admission.queue_order_key(c.priority, c.created_at, c.name)
+    )
+    assert [c.name for c in by_key] == [c.name for c in start_order(candidates)]
+
+
+def test_queue_order_key_is_timezone_independent():
+    """The same instant in another time zone gives the same key."""
+    berlin = datetime.timezone(datetime.timedelta(hours=1))
+    assert admission.queue_order_key(3, at(0), "a") == admission.queue_order_key(
+        3, at(0).astimezone(berlin), "a"
+    )
+
+
+# ---------------------------------------------------------------- concurrency
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    candidates=candidate_lists(),
+    concurrency=st.integers(1, 10),
+    running=st.integers(0, 15),
+    rate=st.none() | st.integers(1, 10),
+    recent=st.lists(st.integers(0, 2_000_000), max_size=12),
+)
+def test_concurrency_is_never_exceeded(candidates, concurrency, running, rate, recent):
+    """running + admitted never exceeds concurrency, and admitted is a prefix of the start order."""
+    now = at(2)
+    limits = QueueLimits(concurrency=concurrency, rate_max=rate, rate_period_seconds=1)
+    starts = [T0 + datetime.timedelta(microseconds=us) for us in recent]
+    decided = admit(
+        limits=limits, now=now, running=running, recent_starts=starts, candidates=candidates
+    )
+    assert len(decided.admitted) <= max(0, concurrency - running)
+    assert decided.admitted == start_order(candidates)[: len(decided.admitted)]
+    if rate is None:
+        # Without a rate limit the quota is used to the full.
+        assert len(decided.admitted) == min(len(candidates), max(0, concurrency - running))
+        assert decided.retry_at is None
+    if len(decided.admitted) < len(candidates):
+        assert decided.held_by in ("Concurrency", "RateLimit")
+    else:
+        assert decided.held_by is None
+
+
+def test_concurrency_held_by_reason():
+    """A full queue holds jobs back with held_by=Concurrency and no retry time."""
+    cands = [Candidate(f"j{i}", 0, at(i)) for i in range(5)]
+    decided = admit(
+        limits=QueueLimits(concurrency=3), now=at(10), running=1, recent_starts=[], candidates=cands
+    )
+    assert [c.name for c in decided.admitted] == ["j0", "j1"]
+    assert decided.held_by == "Concurrency"
+    assert decided.retry_at is None
+
+
+# ---------------------------------------------------------------- rate limit
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    rate_max=st.integers(1, 5),
+    period_ms=st.sampled_from([1, 250, 1000, 3000, 10_000]).flatmap(
+        lambda p: st.sampled_from([p, p + 7])
+    ),
+    arrivals=st.lists(st.integers(0, 30_000), min_size=1, max_size=40),
+    spurious=st.lists(st.integers(0, 40_000), max_size=15),
+)
+def test_rate_limit_holds_in_every_window(rate_max, period_ms, arrivals, spurious):
+    """Simulated over a timeline, no window of periodSeconds ever holds more than max starts,
+    every call at retry_at admits someone, and every job is eventually admitted."""
+    period = period_ms / 1000
+    limits = QueueLimits(rate_max=rate_max, rate_period_seconds=period)
+    arriving = sorted((at(ms / 1000), f"j{i}") for i, ms in enumerate(arrivals))
+    calls: list[tuple[datetime.datetime, str]] = [(t, "arrival") for t, _ in arriving]
+    calls += [(at(ms / 1000), "spurious") for ms in spurious]
+    heapq.heapify(calls)
+
+    waiting: dict[str, Candidate] = {}
+    starts: list[datetime.datetime] = []
+    timers: set[datetime.datetime] = set()
+    next_arrival = 0
+    for _ in range(10_000):
+        if not calls:
+            break
+        now, why = heapq.heappop(calls)
+        while next_arrival < len(arriving) and arriving[next_arrival][0] <= now:
+            t, name = arriving[next_arrival]
+            waiting[name] = Candidate(name=name, priority=0, created_at=t)
+            next_arrival += 1
+        decided = admit(
+            limits=limits,
+            now=now,
+            running=0,
+            recent_starts=list(starts),
+            candidates=waiting.values(),
+        )
+        if why == "retry" and waiting and (not starts or starts[-1] < now):
+            assert decided.admitted, f"nothing admitted at retry_at {now}"
+        for c in decided.admitted:
+            del waiting[c.name]
+            starts.append(now)
+        if decided.retry_at is not None:
+            assert decided.retry_at > now
+            assert decided.held_by == "RateLimit"
+            if decided.retry_at not in timers:  # one timer per queue and time, like the runtime
+                timers.add(decided.retry_at)
+                heapq.heappush(calls, (decided.retry_at, "retry"))
+    else:
+        raise AssertionError("the simulation did not settle")
+
+    assert not waiting, "every job is admitted in the end"
+    assert len(starts) == len(arriving)
+    assert starts == sorted(starts)
+    for end in starts:  # a window holds the most starts when it ends at one of them
+        assert count_in_window(starts, end, period) <= rate_max, end
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    rate_max=st.integers(1, 6),
+    period=st.sampled_from([1, 2, 5, 60]),
+    ages_ms=st.lists(st.integers(0, 70_000), max_size=10),
+    waiting=st.integers(1, 10),
+)
+def test_retry_at_is_exactly_when_the_next_token_frees(rate_max, period, ages_ms, waiting):
+    """A microsecond before retry_at nothing starts; at retry_at at least one job does."""
+    now = at(100)
+    recent = sorted(now - datetime.timedelta(milliseconds=ms) for ms in ages_ms)
+    cands = [Candidate(f"j{i}", 0, at(i)) for i in range(waiting)]
+    limits = QueueLimits(rate_max=rate_max, rate_period_seconds=period)
+    first = admit(limits=limits, now=now, running=0, recent_starts=recent, candidates=cands)
+    in_window = count_in_window(recent, now, period)
+    assert len(first.admitted) == min(waiting, max(0, rate_max - in_window))
+    if len(first.admitted) == waiting:
+        assert first.retry_at is None
+        return
+    assert first.retry_at is not None
+    assert first.held_by == "RateLimit"
+    starts = sorted([*recent, *([now] * len(first.admitted))])
+    rest = cands[len(first.admitted) :]
+
+    early = admit(
+        limits=limits,
+        now=first.retry_at - MICROSECOND,
+        running=0,
+        recent_starts=starts,
+        candidates=rest,
+    )
+    assert early.admitted == []
+    assert early.retry_at == first.retry_at
+
+    on_time = admit(
+        limits=limits, now=first.retry_at, running=0, recent_starts=starts, candidates=rest
+    )
+    assert on_time.admitted, "admitting at retry_at succeeds"
+    assert on_time.admitted[0] == rest[0]
+
+
+def test_rate_limit_example():
+    """max 2 per 10s: two start now; the third waits until the older start leaves the window."""
+    limits = QueueLimits(rate_max=2, rate_period_seconds=10)
+    cands = [Candidate(f"j{i}", 0, at(i)) for i in range(3)]
+    decided = admit(limits=limits, now=at(5), running=0, recent_starts=[at(1)], candidates=cands)
+    assert [c.name for c in decided.admitted] == ["j0"]
+    assert decided.retry_at == at(11)
+    assert decided.held_by == "RateLimit"
+
+
+def test_old_starts_outside_the_window_do_not_count():
+    """Starts older than periodSeconds (or exactly periodSeconds old) free their token."""
+    limits = QueueLimits(rate_max=1, rate_period_seconds=10)
+    decided = admit(
+        limits=limits,
+        now=at(20),
+        running=0,
+        recent_starts=[at(0), at(10)],
+        candidates=[Candidate("j", 0, at(0))],
+    )
+    assert [c.name for c in decided.admitted] == ["j"]
+
+
+def test_count_in_window_is_half_open():
+    """count_in_window counts (end - period, end]."""
+    starts = [at(0), at(1), at(2), at(3)]
+    assert count_in_window(starts, at(3), 2) == 2
+    assert count_in_window(starts, at(2), 2) == 2
+    assert count_in_window(starts, at(10), 2) == 0
+
+
+# ---------------------------------------------------------------- pause, unlimited
+
+
+@settings(max_examples=50, deadline=None)
+@given(candidate_lists(), st.none() | st.integers(1, 10), st.none() | st.integers(1, 10))
+def test_paused_admits_nothing(candidates, concurrency, rate):
+    """A paused queue admits nobody, whatever its limits; held_by says Paused."""
+    limits = QueueLimits(concurrency=concurrency, rate_max=rate, paused=True)
+    decided = admit(limits=limits, now=at(0), running=0, recent_starts=[], candidates=candidates)
+    assert decided.admitted == []
+    assert decided.retry_at is None
+    assert decided.held_by == ("Paused" if candidates else None)
+
+
+@settings(max_examples=50, deadline=None)
+@given(candidate_lists(), st.integers(0, 1000))
+def test_unlimited_queue_admits_everyone(candidates, running):
+    """No concurrency and no rate limit: every candidate starts now, in start order."""
+    decided = admit(
+        limits=QueueLimits.unlimited(),
+        now=at(0),
+        running=running,
+        recent_starts=[at(0)] * 50,
+        candidates=candidates,
+    )
+    assert decided.admitted == start_order(candidates)
+    assert decided.retry_at is None
+    assert decided.held_by is None
+
+
+def test_no_candidates_nothing_held():
+    """With nobody waiting there is nothing to admit, hold or retry."""
+    decided = admit(
+        limits=QueueLimits(concurrency=1, rate_max=1),
+        now=at(0),
+        running=5,
+        recent_starts=[at(0)],
+        candidates=[],
+    )
+    assert decided == admission.Admission([], None, None)
