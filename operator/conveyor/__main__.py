@@ -18,6 +18,7 @@ import kopf
 
 from conveyor import handlers
 from conveyor.api.v1alpha1 import GROUP
+from conveyor.runtime import metrics
 from conveyor.runtime.controller import Controller
 from conveyor.runtime.kube import ClientKubeApi
 
@@ -35,6 +36,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--liveness",
         default=os.environ.get("CONVEYOR_LIVENESS", ""),
         help="serve liveness probes at this URL, e.g. http://0.0.0.0:8080/healthz",
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=int(os.environ.get("CONVEYOR_METRICS_PORT", "0")),
+        help="serve Prometheus metrics on this port (default: off)",
     )
     parser.add_argument(
         "--workers", type=int, default=16, help="reconcilers working at once (default 16)"
@@ -78,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     assert handlers  # registering the handlers is importing the module
 
+    if args.metrics_port:
+        metrics.serve(args.metrics_port)
     controller = Controller(ClientKubeApi(threads=args.api_threads), workers=args.workers)
 
     @kopf.on.startup()

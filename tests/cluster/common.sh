@@ -89,7 +89,8 @@ our_stray_pids() {
   local p exe cmd
   for p in /proc/[0-9]*; do
     exe="$(readlink "$p/exe" 2>/dev/null)" || continue
-    case "$(basename "${exe% (deleted)}")" in
+    exe="${exe% (deleted)}"
+    case "${exe##*/}" in
       etcd|kube-apiserver|kube-controller-manager|kube-scheduler|kubelet|kwok|containerd|containerd-shim-runc-v2) ;;
       *) continue ;;
     esac
@@ -128,8 +129,10 @@ stop_cluster_processes() {
   mkdir -p "$PIDS"
   stop_component kubelet 10
   kill_pods
+  # State is disposable: no long graceful shutdowns (the API server would
+  # otherwise drain watches for ~10s).
   for c in containerd kube-scheduler kube-controller-manager kube-apiserver etcd kwok; do
-    stop_component "$c" 10
+    stop_component "$c" 3
   done
   strays="$(our_stray_pids | grep -vx "$$" || true)"
   if [[ -n "$strays" ]]; then
@@ -190,6 +193,24 @@ print("\n".join(dels))
     [[ -n "$script" ]] || continue
     printf '*%s\n%s\nCOMMIT\n' "$table" "$script" | iptables-restore --noflush 2>/dev/null \
       || _say "warning: could not remove some $table iptables rules of the old cluster"
+  done
+}
+
+# Rename, then delete in the background: a containerd root holding a few
+# hundred MB of unpacked image layers takes ~10s to delete on this disk.
+# Leftovers of an interrupted deletion are picked up by the next call.
+dispose_dirs() {
+  local d parent trash
+  for d in "$@"; do
+    [[ -e "$d" ]] || continue
+    parent="$(dirname "$d")"
+    trash="$parent/.conveyor-trash.$(basename "$d").$$.$RANDOM"
+    mv "$d" "$trash"
+  done
+  for trash in "$(dirname "$STATE")"/.conveyor-trash.* "$STATE"/.conveyor-trash.*; do
+    [[ -e "$trash" ]] || continue
+    unmount_under "$trash"
+    setsid rm -rf --one-file-system "$trash" </dev/null >/dev/null 2>&1 &
   done
 }
 

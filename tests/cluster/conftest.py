@@ -1,1 +1,2 @@
-"""tests/conftest.py loads the cluster fixtures (tests.cluster.fixtures) for every test directory."""
+"""tests/conftest.py loads the cluster fixtures (tests.cluster.fixtures) for every
+test directory."""

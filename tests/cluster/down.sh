@@ -13,11 +13,12 @@ log() { printf '[cluster %3ds] %s\n' "$((SECONDS - t0))" "$*"; }
 [[ "$(id -u)" == 0 ]] || { log "ERROR: must run as root" >&2; exit 1; }
 
 if [[ ! -d "$STATE" && ! -d "$CTRD_RUN" ]] && [[ -z "$(our_stray_pids)" ]]; then
+  dispose_dirs  # finish an interrupted background deletion, if any
   log "no cluster state in $STATE: nothing to do"
   exit 0
 fi
 stop_cluster_processes
 cleanup_host_state
 unmount_under "$STATE"
-rm -rf --one-file-system "$STATE"
-log "cluster stopped; removed $STATE"
+dispose_dirs "$STATE"
+log "cluster stopped; removed $STATE (large leftovers are deleted in the background)"

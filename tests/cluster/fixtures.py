@@ -4,7 +4,7 @@ Load it from tests/conftest.py with ``pytest_plugins = ["tests.cluster.fixtures"
 (tests/cluster/conftest.py loads it too, for running tests/cluster alone).
 
 Fixtures:
-  kube_cluster (session)  the cluster $KUBECONFIG names if it answers /readyz,
+  kube_cluster (session)  the cluster $KUBECONFIG names if it answers /version,
                           otherwise the one tests/cluster/up.sh starts (or reuses).
   namespace (function)    a fresh namespace with its default ServiceAccount;
                           deleted afterwards (not waited for).
@@ -174,13 +174,12 @@ class KubeCluster:
 
 def _cluster_answers(kubeconfig: str) -> bool:
     try:
-        from kubernetes import config
+        from kubernetes import client, config
         api = config.new_client_from_config(config_file=kubeconfig)
         try:
-            resp = api.call_api("/readyz", "GET", auth_settings=["BearerToken"],
-                                _preload_content=False, _request_timeout=5)
-            status = resp[1] if isinstance(resp, tuple) else getattr(resp, "status", 200)
-            return status == 200
+            # /version through the generated client: ApiClient.call_api's
+            # signature differs between client major versions.
+            return bool(client.VersionApi(api).get_code(_request_timeout=5).git_version)
         finally:
             api.close()
     except Exception:  # unreachable, bad config, not ready...
@@ -215,7 +214,7 @@ def kube_cluster() -> Iterator[KubeCluster]:
         kubeconfig = _start_local_cluster()
         started = True
     if not _cluster_answers(kubeconfig):
-        pytest.fail(f"cluster in {kubeconfig} does not answer /readyz", pytrace=False)
+        pytest.fail(f"cluster in {kubeconfig} does not answer /version", pytrace=False)
 
     bin_dir = None
     if (STATE_DIR / "bin" / "kubectl").exists():

@@ -12,9 +12,10 @@
 # :latest, and imagePullPolicy IfNotPresent or Never in pods.
 #
 # The archive is kept in $CONVEYOR_CACHE/images/extra/ (default
-# /var/cache/conveyor/images/extra) and up.sh re-imports everything there
-# whenever it starts a fresh cluster; --no-persist skips that. Delete the
-# file to drop the image from later clusters.
+# /var/cache/conveyor/images/extra), one per repository (the newest tag
+# wins), and up.sh re-imports everything there whenever it starts a fresh
+# cluster; --no-persist skips that. Delete the file to drop the image from
+# later clusters.
 set -euo pipefail
 # shellcheck source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -27,7 +28,7 @@ while (($#)); do
     --archive) archive="$2"; shift 2 ;;
     --no-persist) persist=0; shift ;;
     --name) [[ -n "$first_name" ]] || first_name="$2"; args+=("$1" "$2"); shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) args+=("$1"); shift ;;
   esac
 done
@@ -53,7 +54,8 @@ ctr_k8s images import --snapshotter overlayfs "$archive"
 
 if ((persist)); then
   if [[ -n "$first_name" ]]; then
-    keep="$extra/$(tr -c 'A-Za-z0-9._-' '_' <<<"$first_name" | sed 's/_$//').tar"
+    # One archive per repository: a new tag replaces the previous one.
+    keep="$extra/$(tr -c 'A-Za-z0-9._-' '_' <<<"${first_name%:*}" | sed 's/_$//').tar"
   else
     keep="$extra/$(basename "$archive")"
   fi

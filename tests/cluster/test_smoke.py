@@ -106,11 +106,16 @@ def test_rbac_refuses_service_account_without_rights(kube_cluster: KubeCluster, 
 def test_kubernetes_service_reaches_api_server(kube_cluster: KubeCluster, namespace: str,
                                                kubectl) -> None:
     """In-cluster clients use https://$KUBERNETES_SERVICE_HOST (10.0.0.1); there is no
-    kube-proxy, up.sh DNATs that one address to the API server."""
+    kube-proxy, up.sh DNATs that one address to the API server.
+
+    Plain HTTP to the TLS port draws the API server's (Go's) distinctive answer;
+    busybox-static's wget segfaults, so nc sends the request.
+    """
     if os.environ.get("CONVEYOR_SERVICE_DNAT") == "0":
         pytest.skip("CONVEYOR_SERVICE_DNAT=0")
-    script = ("wget -q -T 10 -O - --no-check-certificate "
-              "https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT/version")
+    script = (r'printf "GET /version HTTP/1.0\r\n\r\n" '
+              "| nc -w 10 $KUBERNETES_SERVICE_HOST $KUBERNETES_SERVICE_PORT")
     kube_cluster.core.create_namespaced_pod(namespace, busybox_pod("in-cluster", script))
     kube_cluster.wait_for_pod_phase(namespace, "in-cluster", {"Succeeded"})
-    assert '"gitVersion"' in kubectl("logs", "-n", namespace, "in-cluster")
+    logs = kubectl("logs", "-n", namespace, "in-cluster")
+    assert "Client sent an HTTP request to an HTTPS server" in logs

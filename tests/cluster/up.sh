@@ -168,8 +168,8 @@ service_dnat() {
 
 # ---------------------------------------------------------------------------
 # Certificates (openssl, ECDSA P-256: fast to generate, accepted everywhere)
-cert() {  # cert NAME SUBJECT EKU [SANS]
-  local name="$1" subj="$2" eku="$3" sans="${4:-}"
+cert() {  # cert NAME SUBJECT EKU [SANS]; signed by $CA (default: ca)
+  local name="$1" subj="$2" eku="$3" sans="${4:-}" ca="${CA:-ca}"
   openssl ecparam -name prime256v1 -genkey -noout -out "$PKI/$name.key" 2>/dev/null
   {
     echo "[v3]"
@@ -180,13 +180,13 @@ cert() {  # cert NAME SUBJECT EKU [SANS]
     [[ -n "$sans" ]] && echo "subjectAltName = $sans"
   } >"$PKI/$name.ext"
   openssl req -new -key "$PKI/$name.key" -subj "$subj" -out "$PKI/$name.csr" 2>/dev/null
-  openssl x509 -req -in "$PKI/$name.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" -CAcreateserial \
+  openssl x509 -req -in "$PKI/$name.csr" -CA "$PKI/$ca.crt" -CAkey "$PKI/$ca.key" -CAcreateserial \
     -days 3650 -extfile "$PKI/$name.ext" -extensions v3 -out "$PKI/$name.crt" 2>/dev/null
   rm -f "$PKI/$name.csr" "$PKI/$name.ext"
 }
 
 make_pki() {
-  local stamp="$NODE_NAME $NODE_IP $API_SERVICE_IP"
+  local stamp="v2 $NODE_NAME $NODE_IP $API_SERVICE_IP"
   if [[ -f "$PKI/.complete" && "$(cat "$PKI/.complete")" == "$stamp" ]]; then
     log "reusing certificates in $PKI"
     return
@@ -205,8 +205,12 @@ basicConstraints = critical, CA:TRUE
 keyUsage = critical, keyCertSign, cRLSign, digitalSignature
 subjectKeyIdentifier = hash
 EOF
-  openssl ecparam -name prime256v1 -genkey -noout -out "$PKI/ca.key" 2>/dev/null
-  openssl req -x509 -new -config "$PKI/ca.cnf" -key "$PKI/ca.key" -days 3650 -out "$PKI/ca.crt" 2>/dev/null
+  local ca
+  for ca in ca front-proxy-ca; do
+    openssl ecparam -name prime256v1 -genkey -noout -out "$PKI/$ca.key" 2>/dev/null
+    openssl req -x509 -new -config "$PKI/ca.cnf" -key "$PKI/$ca.key" -days 3650 \
+      -subj "/CN=conveyor-cluster-$ca" -out "$PKI/$ca.crt" 2>/dev/null
+  done
   cert apiserver "/CN=kube-apiserver" serverAuth \
     "DNS:kubernetes, DNS:kubernetes.default, DNS:kubernetes.default.svc, DNS:kubernetes.default.svc.cluster.local, DNS:localhost, DNS:$NODE_NAME, IP:$API_SERVICE_IP, IP:$NODE_IP, IP:127.0.0.1"
   cert apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client" clientAuth
@@ -215,6 +219,8 @@ EOF
   cert scheduler "/CN=system:kube-scheduler" clientAuth
   cert kubelet-client "/O=system:nodes/CN=system:node:$NODE_NAME" clientAuth
   cert kubelet-serving "/CN=$NODE_NAME" serverAuth "DNS:$NODE_NAME, DNS:localhost, IP:$NODE_IP, IP:127.0.0.1"
+  # aggregation layer (requestheader authentication of the API server's proxy)
+  CA=front-proxy-ca cert front-proxy-client "/CN=front-proxy-client" clientAuth
   openssl ecparam -name prime256v1 -genkey -noout -out "$PKI/sa.key" 2>/dev/null
   openssl ec -in "$PKI/sa.key" -pubout -out "$PKI/sa.pub" 2>/dev/null
   echo "$stamp" >"$PKI/.complete"
@@ -402,6 +408,10 @@ start_apiserver() {
     --kubelet-client-key="$PKI/apiserver-kubelet-client.key" \
     --kubelet-certificate-authority="$PKI/ca.crt" \
     --kubelet-preferred-address-types=InternalIP,Hostname \
+    --requestheader-client-ca-file="$PKI/front-proxy-ca.crt" --requestheader-allowed-names=front-proxy-client \
+    --requestheader-username-headers=X-Remote-User --requestheader-group-headers=X-Remote-Group \
+    --requestheader-extra-headers-prefix=X-Remote-Extra- \
+    --proxy-client-cert-file="$PKI/front-proxy-client.crt" --proxy-client-key-file="$PKI/front-proxy-client.key" \
     --service-account-issuer=https://kubernetes.default.svc.cluster.local \
     --service-account-key-file="$PKI/sa.pub" --service-account-signing-key-file="$PKI/sa.key" \
     --service-cluster-ip-range="$SERVICE_CIDR" \
@@ -510,7 +520,8 @@ main() {
   stop_cluster_processes
   cleanup_host_state
   # Cluster state is disposable: fresh etcd, kubelet and containerd dirs.
-  rm -rf "$STATE/etcd" "$STATE/containerd" "$STATE/pod-logs" "$STATE/cni" "$STATE/fingerprint" "$STATE/tmp"
+  rm -rf "$STATE/pod-logs" "$STATE/cni" "$STATE/fingerprint" "$STATE/tmp"
+  dispose_dirs "$STATE/etcd" "$STATE/containerd"
   if [[ -d "$KUBELET_DIR" ]]; then
     rm -rf --one-file-system "$KUBELET_DIR" || die "could not remove $KUBELET_DIR (mounts left?)"
   fi

@@ -121,6 +121,7 @@ def test_monotonic_in_failures_without_jitter(
     draw=draws,
 )
 def test_jitter_stays_within_its_spread_of_the_plain_delay(
+    *,
     strategy: Strategy,
     initial: float,
     multiplier: float,

@@ -6,6 +6,8 @@ import dataclasses
 import datetime
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from conveyor.api.v1alpha1 import BackgroundJobStatus, JobDefaults
 from conveyor.core import conditions, lifecycle, naming
@@ -38,7 +40,7 @@ def condition(decision_or_status, type_):
     return conditions.find(status.conditions, type_)
 
 
-def running_job(*, retry=None, now=at(0), **spec_fields):
+def running_job(*, retry=None, now=T0, **spec_fields):
     """A job whose first attempt was just admitted (pod send-1-1 created at `now`)."""
     fields = dict(spec_fields)
     if retry is not None:
@@ -145,8 +147,7 @@ def test_finished_job_stays_finished():
 
 
 def test_failure_backs_off_exponentially_then_retries():
-    """Failures back off 1s, 2s, 4s from each finish; at nextAttemptAt the job is Queued again,
-    and admission creates the next attempt's pod."""
+    """Failures back off 1s, 2s, 4s; at nextAttemptAt the job queues, then runs attempt n+1."""
     view = running_job(retry={"maxAttempts": 5})
     finished = at(10)
     for n, delay in [(1, 1), (2, 2), (3, 4)]:
@@ -323,8 +324,7 @@ def test_too_many_disruptions():
 
 
 def test_start_timeout_deletes_the_pod_and_fails_the_attempt():
-    """A pod stuck pulling its image past startTimeoutSeconds is deleted; the attempt fails
-    with the waiting reason and backs off."""
+    """A pod unstarted past the timeout is deleted; the attempt fails with its waiting reason."""
     view = running_job(startTimeoutSeconds=60)
     stuck = pod(
         1,
@@ -369,6 +369,7 @@ def test_adopts_a_pod_newer_than_status_attempts():
     assert decision.status.pod_name == unrecorded.name
     assert decision.status.history[-1].attempt == 1
     assert decision.status.history[-1].start_time == at(1)
+    assert conditions.is_true(decision.status.conditions, "Admitted")  # kubectl wait works
 
 
 def test_adopts_a_newer_attempt_while_backing_off():
@@ -399,8 +400,7 @@ def test_finished_attempt_is_not_counted_twice():
 
 
 def test_suspend_and_resume():
-    """A suspended job is not admitted (Suspended condition, one event); resuming emits Resumed
-    and queues it again."""
+    """Suspended: not admitted, Suspended condition, one event; resuming emits Resumed."""
     view = job(spec(suspend=True))
     view, first = advance(view, around(view, at(0), admit=True))
     assert first.actions == []
@@ -491,7 +491,9 @@ def test_waiting_for_dependencies_is_blocked():
 def test_missing_dependency_is_blocked_not_found():
     """A dependency that does not exist blocks the job with 'not found'."""
     view = deps_job()
-    decision = step(view, around(view, at(0), dependencies={"charge": None, "reserve": "Succeeded"}))
+    decision = step(
+        view, around(view, at(0), dependencies={"charge": None, "reserve": "Succeeded"})
+    )
     assert decision.status.phase == "Blocked"
     message = condition(decision, "Blocked").message
     assert "charge" in message
@@ -512,14 +514,23 @@ def test_failed_dependency_fails_the_job():
     assert decision.status.completion_time == at(0)
 
 
+def test_failed_dependency_starts_the_ttl():
+    """A job failed by its dependency is a finished job: its TTL runs from that moment."""
+    view = job(spec(dependsOn=["charge"], ttlSecondsAfterFinished=30))
+    decision = step(view, around(view, at(5), dependencies={"charge": "Failed"}))
+    assert decision.status.phase == "Failed"
+    assert decision.wake_at == at(35)
+    view = job(spec(dependsOn=["charge"], ttlSecondsAfterFinished=0))
+    decision = step(view, around(view, at(5), dependencies={"charge": "Failed"}))
+    assert decision.actions == [DeleteJob()]
+
+
 def test_dependency_cycle_is_blocked_with_a_warning():
     """A cycle in dependsOn blocks the job with DependencyCycle, naming the cycle, and warns."""
     view = deps_job()
     decision = step(
         view,
-        around(
-            view, at(0), dependencies={"charge": "Blocked"}, dependency_cycle=[JOB, "charge"]
-        ),
+        around(view, at(0), dependencies={"charge": "Blocked"}, dependency_cycle=[JOB, "charge"]),
     )
     assert decision.status.phase == "Blocked"
     blocked = condition(decision, "Blocked")
@@ -560,8 +571,7 @@ def test_dependencies_succeeded_unblock():
 
 
 def test_missing_queue_is_pending_with_a_condition_that_clears():
-    """A job whose queue does not exist waits Pending with QueueNotFound (one Warning), and is
-    queued once the queue exists."""
+    """A missing queue: Pending, QueueNotFound naming it, one Warning; cleared once it exists."""
     view = job()
     view, first = advance(view, around(view, at(0), queue_exists=False))
     assert first.status.phase == "Pending"
@@ -626,8 +636,7 @@ def failed_job():
 
 
 def test_replay_sends_a_failed_job_through_again_once():
-    """A new replay annotation value re-queues a Failed job with failures reset and history kept;
-    the same value again does nothing."""
+    """A new replay value re-runs a Failed job, failures reset and history kept, once."""
     view = failed_job()
     history = list(view.status.history)
     view = dataclasses.replace(view, annotations={naming.ANNOTATION_REPLAY: "r1"})
@@ -691,9 +700,9 @@ def test_ttl_from_queue_defaults():
     """The queue's default ttlSecondsAfterFinished applies when the job sets none."""
     view = failed_job()
     eff = effective(view.spec, JobDefaults(ttl_seconds_after_finished=5))
-    assert step(view, around(view, at(10) + datetime.timedelta(seconds=5), effective=eff)).actions == [
-        DeleteJob()
-    ]
+    assert step(
+        view, around(view, at(10) + datetime.timedelta(seconds=5), effective=eff)
+    ).actions == [DeleteJob()]
 
 
 # ---------------------------------------------------------------- bounds and summary
@@ -717,7 +726,15 @@ def test_history_is_bounded():
     ("status", "summary"),
     [
         ({"phase": "Queued"}, "0/5"),
-        ({"phase": "BackingOff", "attempts": 2, "failures": 2, "nextAttemptAt": "2030-01-01T00:00:00Z"}, "2/5"),
+        (
+            {
+                "phase": "BackingOff",
+                "attempts": 2,
+                "failures": 2,
+                "nextAttemptAt": "2030-01-01T00:00:00Z",
+            },
+            "2/5",
+        ),
         ({"phase": "Queued", "attempts": 3, "failures": 1, "disruptions": 2}, "1/5"),
         ({"phase": "Failed", "attempts": 5, "failures": 5}, "5/5"),
     ],
@@ -751,4 +768,187 @@ def test_step_never_mutates_its_input():
     before = view.status.model_copy(deep=True)
     step(view, around(view, at(10), pods={}))
     assert view.status == before
-    assert T0 == at(0)
+
+
+# ---------------------------------------------------------------- idempotence, as a property
+
+
+@dataclasses.dataclass
+class World:
+    """A job, its pods and its surroundings; carries out the decided actions like the runtime."""
+
+    view: lifecycle.JobView
+    now: datetime.datetime
+    pods: dict[int, object] = dataclasses.field(default_factory=dict)
+    admit: bool = False
+    queue_exists: bool = True
+    deps: dict[str, str | None] = dataclasses.field(default_factory=dict)
+    deleted: bool = False
+    ever: set[int] = dataclasses.field(default_factory=set)
+    """Every attempt that ever had a pod: none gets a second one."""
+
+    def surroundings(self) -> lifecycle.Surroundings:
+        return around(
+            self.view,
+            self.now,
+            pods=self.pods,
+            admit=self.admit,
+            queue_exists=self.queue_exists,
+            dependencies=dict(self.deps),
+        )
+
+    def carry_out(self, decision: lifecycle.Decision) -> None:
+        self.view = with_status(self.view, decision.status)
+        for action in decision.actions:
+            if isinstance(action, CreatePod):
+                assert action.attempt not in self.ever, "a second pod for one attempt"
+                self.ever.add(action.attempt)
+                assert action.attempt == decision.status.attempts
+                self.pods[action.attempt] = pod(action.attempt, "Pending", created_at=self.now)
+            elif isinstance(action, DeletePod):
+                self.pods = {n: p for n, p in self.pods.items() if p.name != action.name}
+            else:
+                assert isinstance(action, DeleteJob)
+                self.deleted = True
+
+    def move(self, kind: str, value) -> None:
+        current = self.pods.get(self.view.status.attempts)
+        if kind == "wait":
+            self.now += datetime.timedelta(seconds=value)
+        elif kind == "admit":
+            self.admit = value
+        elif kind == "queue":
+            self.queue_exists = value
+        elif kind == "dep" and self.view.spec.depends_on:
+            self.deps = {"dep": value}
+        elif kind == "suspend" and value != self.view.spec.suspend:
+            new_spec = self.view.spec.model_copy(update={"suspend": value})
+            generation = (self.view.generation or 0) + 1
+            self.view = dataclasses.replace(self.view, spec=new_spec, generation=generation)
+        elif kind == "replay":
+            self.view = dataclasses.replace(
+                self.view, annotations={naming.ANNOTATION_REPLAY: value}
+            )
+        elif kind == "orphan" and self.view.status.phase not in ("Running", "Succeeded", "Failed"):
+            # The operator created the next pod, then crashed before recording it.
+            n = self.view.status.attempts + 1
+            if n not in self.ever:
+                self.ever.add(n)
+                self.pods[n] = pod(n, "Pending", created_at=self.now)
+        elif kind == "pod" and current is not None and not current.terminal:
+            n = current.attempt
+            end = {"finished_at": self.now}
+            changes = {
+                "start": {"phase": "Running"},
+                "succeed": {"phase": "Succeeded", "exit_code": 0, **end},
+                "fail": {"phase": "Failed", "exit_code": 1, "container_reason": "Error", **end},
+                "give-up": {"phase": "Failed", "exit_code": 2, "container_reason": "Error", **end},
+                "oom": {
+                    "phase": "Failed",
+                    "exit_code": 137,
+                    "container_reason": "OOMKilled",
+                    **end,
+                },
+                "evict": {"phase": "Failed", "reason": "Evicted", **end},
+                "stuck": {"waiting_reason": "ImagePullBackOff"},
+            }
+            if value == "vanish":
+                del self.pods[n]
+            else:
+                self.pods[n] = dataclasses.replace(current, **changes[value])
+
+
+POD_MOVES = ["start", "succeed", "fail", "give-up", "oom", "evict", "stuck", "vanish"]
+MOVES = [
+    *[("wait", seconds) for seconds in (0, 0.5, 1, 3, 30, 61, 400, 4000)],
+    *[("admit", True)] * 4,
+    ("admit", False),
+    ("queue", True),
+    ("queue", False),
+    *[("dep", phase) for phase in (None, "", "Running", "Failed")],
+    *[("dep", "Succeeded")] * 3,
+    ("suspend", True),
+    *[("suspend", False)] * 2,
+    ("replay", "r1"),
+    ("replay", "r2"),
+    ("orphan", None),
+    *[("pod", kind) for kind in POD_MOVES] * 2,
+]
+moves = st.sampled_from(MOVES)  # repeated entries weigh the moves that make progress
+
+
+@st.composite
+def job_specs(draw: st.DrawFn):
+    fields: dict = {
+        "retry": {
+            "maxAttempts": draw(st.integers(1, 4)),
+            "maxDisruptions": draw(st.integers(0, 3)),
+            "nonRetryableExitCodes": [2],
+            "backoff": {"initialDelaySeconds": draw(st.sampled_from([0, 1, 5]))},
+        },
+        "startTimeoutSeconds": 60,
+        "suspend": draw(st.sampled_from([False, False, False, True])),
+    }
+    if draw(st.booleans()):
+        fields["dependsOn"] = ["dep"]
+    delay = draw(st.sampled_from([None, 0, 10]))
+    if delay is not None:
+        fields["delaySeconds"] = delay
+    ttl = draw(st.sampled_from([None, 0, 100]))
+    if ttl is not None:
+        fields["ttlSecondsAfterFinished"] = ttl
+    return spec(**fields)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(job_specs(), st.booleans(), st.lists(moves, max_size=40))
+def test_reconcile_is_idempotent_and_quiet(job_spec, admit, script):
+    """On any history, step is idempotent (same status, no events) and keeps its invariants."""
+    world = World(
+        view=job(job_spec),
+        now=T0,
+        admit=admit,
+        deps={"dep": "Running"} if job_spec.depends_on else {},
+    )
+    eff = effective(job_spec)
+    for kind, value in [("wait", 0), *script]:
+        world.move(kind, value)
+        before = world.view.status
+        first = step(world.view, world.surroundings())
+        if first.status == before:
+            assert first.events == [], "an event without a change"
+        status = first.status
+        assert len(status.history) <= HISTORY_LIMIT
+        assert status.failures <= eff.max_attempts
+        assert status.disruptions <= eff.max_disruptions + 1
+        counted = status.failures + (1 if status.phase in ("Running", "Succeeded") else 0)
+        assert status.attempts_summary == f"{counted}/{eff.max_attempts}"
+        if status.phase in ("Succeeded", "Failed"):
+            assert status.completion_time is not None
+            assert first.wants_admission is False
+            assert conditions.is_true(status.conditions, status.phase)
+        if before.phase == "Succeeded":
+            assert status.phase == "Succeeded", "success is final"
+        if status.phase == "Running":
+            assert status.pod_name == naming.pod_name(JOB, status.attempts)
+            assert conditions.is_true(status.conditions, "Admitted")
+        if status.phase == "BackingOff":
+            assert status.next_attempt_at is not None
+        assert (status.queue_order is not None) == (status.phase == "Queued")
+        attempts = [record.attempt for record in status.history]
+        assert attempts == sorted(set(attempts))
+        assert not attempts or attempts[-1] <= status.attempts
+        if first.wake_at is not None:
+            assert first.wake_at > world.now
+        if first.wants_admission:
+            assert status.phase == "Queued"
+        world.carry_out(first)
+        if world.deleted:
+            return
+        second = step(world.view, world.surroundings())
+        assert second.status == first.status
+        assert second.events == []
+        assert second.actions == []
+        assert second.wants_admission == first.wants_admission
+        if not first.actions:  # a created pod brings its own start deadline
+            assert second.wake_at == first.wake_at

@@ -123,7 +123,7 @@ def _kind_schema(
     status_schema = openapi_schema(status)
     return {
         "type": "object",
-        "description": description,
+        "description": " ".join(description.split()),
         "required": ["spec"],
         "properties": {
             "apiVersion": {"type": "string", "description": "conveyor.dev/v1alpha1"},

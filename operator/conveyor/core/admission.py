@@ -101,8 +101,9 @@ def admit(
         if tokens < slots:
             slots = tokens
             # With this call's starts at `now`, the window holds at least `max` starts;
-            # the next token frees when the max-th newest of them leaves it.
-            starts = [*in_window, *([now] * tokens)]
+            # the next token frees when the max-th newest of them leaves it. Sorted again:
+            # a start stamped ahead of `now` (a creationTimestamp rounded up) is newer.
+            starts = sorted([*in_window, *([now] * tokens)])
             retry_at = starts[len(starts) - limits.rate_max] + period
 
     admitted = waiting[:slots]

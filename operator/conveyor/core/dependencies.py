@@ -14,27 +14,35 @@ from collections.abc import Callable, Sequence
 def find_cycle(
     start: str, depends_on: Callable[[str], Sequence[str]], *, limit: int = 10_000
 ) -> list[str] | None:
-    """The jobs of a cycle through `start`, beginning with `start`; None if there is none."""
+    """The jobs of a cycle through `start`, beginning with `start`; None if there is none.
+
+    At most `limit` jobs are visited and each job's dependencies are read once, so a deep
+    or huge graph costs bounded work; a cycle that only closes beyond the bound is not
+    reported (the job then just waits, Blocked, for its dependencies).
+    """
     path: list[str] = [start]
     on_path = {start}
     seen: set[str] = set()
-    stack: list[tuple[str, int]] = [(start, 0)]
+    stack: list[tuple[Sequence[str], int]] = [(depends_on(start), 0)]
+    visited = 1
     while stack:
-        node, index = stack[-1]
-        children = depends_on(node)
-        if index >= len(children) or len(seen) > limit:
+        children, index = stack[-1]
+        if index >= len(children):
             stack.pop()
+            node = path.pop()
             on_path.discard(node)
-            path.pop()
             seen.add(node)
             continue
-        stack[-1] = (node, index + 1)
+        stack[-1] = (children, index + 1)
         child = children[index]
         if child == start:
             return list(path)
         if child in on_path or child in seen:
             continue
-        stack.append((child, 0))
+        if visited >= limit:
+            return None
+        visited += 1
+        stack.append((depends_on(child), 0))
         path.append(child)
         on_path.add(child)
     return None

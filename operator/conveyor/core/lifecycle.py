@@ -276,6 +276,8 @@ def _adopt_unrecorded_pods(draft: _Draft, pods: Mapping[int, outcome.PodView]) -
             AttemptRecord(attempt=newest, pod_name=pod.name, start_time=pod.created_at),
         ]
     )
+    # The crash came between creating the pod and writing status: write what admission would have.
+    draft.condition("Admitted", "True", "Started", f"attempt {newest} started as pod {pod.name}")
 
 
 def _follow_attempt(
@@ -460,7 +462,8 @@ def _dependencies(draft: _Draft, around: Surroundings) -> Decision | None:
     failed = sorted(name for name, phase in deps.items() if phase == "Failed")
     if failed:
         _fail(draft, "DependencyFailed", f"dependency failed: {', '.join(failed)}")
-        return draft.decide(effective)
+        assert effective is not None, "a valid job has effective settings"
+        return _finished(draft, effective)  # its TTL runs from now, like any finished job's
     missing = sorted(name for name, phase in deps.items() if phase is None)
     waiting = sorted(name for name, phase in deps.items() if phase not in (None, "Succeeded"))
     if missing or waiting:

@@ -101,6 +101,7 @@ _CRON_HELP = (
     "or one of @hourly, @daily, @weekly, @monthly, @yearly"
 )
 _HASHED_FIELD = re.compile(r"^[hr](\(|/|$)", re.IGNORECASE)
+_CRONITER_ECHO = re.compile(r"^\[[^\]]*\]\s*(is not acceptable)?")
 
 _DURATION = re.compile(r"(?:[0-9]+(?:\.[0-9]+)?(?:ms|s|m|h))+")
 _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
@@ -164,8 +165,18 @@ def _normalize_cron(text: str) -> str:
     try:
         croniter.expand(expression)
     except (CroniterError, TypeError) as error:
-        raise ScheduleError(f"invalid cron expression {text!r}: {error}; {_CRON_HELP}") from None
+        raise ScheduleError(
+            f"invalid cron expression {text!r}: {_croniter_detail(error)}; {_CRON_HELP}"
+        ) from None
     return expression
+
+
+def _croniter_detail(error: Exception) -> str:
+    """croniter's complaint without its echo of the expression, which the caller quotes."""
+    detail = _CRONITER_ECHO.sub("", str(error)).strip(" ,.;")
+    if not detail or "\n" in detail:
+        return "a field is malformed"
+    return detail
 
 
 def _time_zone(name: str) -> zoneinfo.ZoneInfo:
@@ -522,7 +533,9 @@ def missed_runs(
        RunAll creates the newest `max_missed`.
 
     Every due run not created is counted in `skipped`, and `reason` says how
-    many each rule dropped ("" when none was). The result depends on its
+    many each rule dropped, as phrases that read after "skipped" ("3 runs more
+    than startingDeadlineSeconds (60s) late; 2 runs older than the latest
+    (missedRunsPolicy RunLatest)"), or is "" when none was. The result depends on its
     arguments only, so calling it again after a crash gives the same answer as
     long as `last_scheduled` was not yet updated.
     """
@@ -567,17 +580,17 @@ def missed_runs(
         reasons.append(
             f"{_runs(late)} more than startingDeadlineSeconds ({starting_deadline_seconds}s) late"
         )
-    if left_out:
-        reasons.append(f"{_runs(left_out)} {_POLICY_REASONS[policy].format(max_missed)}")
+    if left_out and policy == "Skip":
+        reasons.append(f"{_runs(left_out, 'missed ')} (missedRunsPolicy Skip)")
+    elif left_out:
+        reasons.append(
+            f"{_runs(left_out)} older than the "
+            + ("latest" if policy == "RunLatest" else f"newest {max_missed}")
+            + f" (missedRunsPolicy {policy}"
+            + (f", maxMissedRuns {max_missed})" if policy == "RunAll" else ")")
+        )
     return MissedRuns(to_create=to_create, skipped=late + left_out, reason="; ".join(reasons))
 
 
-_POLICY_REASONS = {
-    "Skip": "missed, skipped by missedRunsPolicy Skip",
-    "RunLatest": "older than the latest, skipped by missedRunsPolicy RunLatest",
-    "RunAll": "beyond the newest {0}, skipped by missedRunsPolicy RunAll (maxMissedRuns {0})",
-}
-
-
-def _runs(count: int) -> str:
-    return f"{count} run" if count == 1 else f"{count} runs"
+def _runs(count: int, kind: str = "") -> str:
+    return f"{count} {kind}run" if count == 1 else f"{count} {kind}runs"

@@ -54,7 +54,7 @@ from conveyor.core import (
 )
 from conveyor.core.effective import Effective, resolve
 from conveyor.core.outcome import PodView
-from conveyor.runtime import kube
+from conveyor.runtime import kube, metrics
 from conveyor.runtime.records import JobRecord, PodRecord, QueueRecord, resource_version
 from conveyor.runtime.timers import Scheduler
 from conveyor.runtime.workqueue import WorkQueue
@@ -170,12 +170,14 @@ class Controller:
     async def _handle(self, key: Hashable) -> None:
         assert isinstance(key, tuple)
         kind, namespace, name = key
-        if kind == "job":
-            await self.reconcile_job(namespace, name)
-        elif kind == "queue":
-            await self.admit_queue(namespace, name)
-        elif kind == "queue-status":
-            await self.write_queue_status(namespace, name)
+        metrics.WORK_QUEUE_DEPTH.set(len(self.work))
+        with metrics.RECONCILE_SECONDS.labels(kind).time():
+            if kind == "job":
+                await self.reconcile_job(namespace, name)
+            elif kind == "queue":
+                await self.admit_queue(namespace, name)
+            elif kind == "queue-status":
+                await self.write_queue_status(namespace, name)
 
     # ------------------------------------------------------------ reads
 
@@ -346,6 +348,7 @@ class Controller:
                 return
         if decision.status != record.status:
             await self._write_status(record, decision.status)
+            _count(record, decision.status)
             if decision.status.phase != record.status.phase:
                 self._queue_status_soon(namespace, record.queue)
                 if lifecycle.is_terminal(decision.status.phase):
@@ -374,6 +377,7 @@ class Controller:
             if error.status in (400, 422):
                 return f"the API server refused the attempt's pod: {_api_message(error)}"
             raise
+        metrics.ATTEMPTS_STARTED.labels(record.namespace, record.queue).inc()
         pod = PodRecord.from_body(created)
         if pod is not None:
             self._created_pods[record.key][attempt] = pod
@@ -599,11 +603,26 @@ class Controller:
             ),
             observed_generation=record.generation,
         )
+        for phase_name, count in counts.items():
+            metrics.QUEUE_JOBS.labels(namespace, queue, phase_name).set(count)
+        metrics.QUEUE_OLDEST_PENDING.labels(namespace, queue).set(
+            status.oldest_pending_seconds or 0
+        )
         if _same_counts(status, record.status):
             return
         await self.api.patch_queue_status(
             namespace, queue, status.model_dump(by_alias=True, mode="json")
         )
+
+
+def _count(record: JobRecord, new: BackgroundJobStatus) -> None:
+    """Count the attempts that ended and the jobs that finished in this transition."""
+    old = record.status
+    ended = [h for h in new.history if h.result and h not in old.history]
+    for attempt in ended:
+        metrics.ATTEMPTS_FINISHED.labels(record.namespace, record.queue, attempt.result).inc()
+    if new.phase != old.phase and lifecycle.is_terminal(new.phase):
+        metrics.JOBS_FINISHED.labels(record.namespace, record.queue, new.phase).inc()
 
 
 def _same_counts(new: JobQueueStatus, old: JobQueueStatus) -> bool:
