@@ -85,6 +85,10 @@ content_hash() {
 }
 TAG="$version-$(content_hash)"
 REF="$REPO:$TAG"
+# Also tagged with the bare version, which the chart's default image and the
+# examples name; the content-hash tag is what the demo and the e2e tests
+# install, so that a changed tree rolls the operator pod.
+VERSION_REF="$REPO:$version"
 if [[ "$mode" == print ]]; then echo "$REF"; exit 0; fi
 
 [[ "$(id -u)" == 0 ]] || die "must run as root (debootstrap and chroot)"
@@ -103,6 +107,7 @@ image_imported() { [[ -S "$CTRD_SOCK" ]] && ctr_k8s images ls -q 2>/dev/null | g
 log "image $REF"
 if [[ "$mode" == import ]] && image_imported; then
   log "already imported into the cluster's containerd: nothing to do"
+  ctr_k8s images tag --force "$REF" "$VERSION_REF" >/dev/null
   echo "$REF"; exit 0
 fi
 if [[ -f "$ARCHIVE" && "$(cat "$ARCHIVE.ref" 2>/dev/null)" == "$REF" ]]; then
@@ -197,7 +202,7 @@ else
 
   # ------------------------------------------------------------ archive
   log "writing the image archive"
-  python3 "$ROOT/tests/cluster/images/mkimage.py" --rootfs "$root" --name "$REF" \
+  python3 "$ROOT/tests/cluster/images/mkimage.py" --rootfs "$root" --name "$REF" --name "$VERSION_REF" \
     --entrypoint '["/opt/conveyor/bin/conveyor"]' --user "$APP_UID:$APP_UID" --workdir / \
     --env PATH=/opt/conveyor/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     --env PYTHONUNBUFFERED=1 --env PYTHONDONTWRITEBYTECODE=1 --env LANG=C.UTF-8 \
@@ -214,9 +219,10 @@ if [[ "$mode" == import ]]; then
   [[ -S "$CTRD_SOCK" ]] || die "the local cluster's containerd is not running (bash tests/cluster/up.sh)"
   log "importing into the cluster's containerd"
   bash "$ROOT/tests/cluster/import-image.sh" --archive "$ARCHIVE" >/dev/null
+  log "tagged $REF and $VERSION_REF"
   # Drop other operator tags no container uses (they only take disk space).
   in_use="$(ctr_k8s containers ls 2>/dev/null | awk 'NR > 1 {print $2}' | sort -u)"
-  ctr_k8s images ls -q 2>/dev/null | grep "^$REPO:" | grep -vxF "$REF" | while read -r stale; do
+  ctr_k8s images ls -q 2>/dev/null | grep "^$REPO:" | grep -vxF -e "$REF" -e "$VERSION_REF" | while read -r stale; do
     grep -qxF "$stale" <<<"$in_use" && continue
     log "removing unused tag $stale"; ctr_k8s images rm "$stale" >/dev/null || true
   done

@@ -30,7 +30,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--namespace",
         action="append",
         default=[],
-        help="watch only this namespace (repeat for several; default: all namespaces)",
+        help=(
+            "watch only this namespace, or namespaces matching a glob such as 'team-*' "
+            "(repeat for several; default: all namespaces)"
+        ),
     )
     parser.add_argument(
         "--liveness",
@@ -60,8 +63,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def configure(settings: kopf.OperatorSettings) -> None:
-    """Settings that keep kopf from writing to the objects it watches."""
+def configure(settings: kopf.OperatorSettings, *, namespaces: list[str]) -> None:
+    """Settings that keep kopf from writing to the objects it watches.
+
+    Scanning (watching Namespaces and CRDs) is only needed for namespace
+    patterns such as `team-*`; without patterns it is off, and the operator
+    needs no permission on Namespaces or CRDs.
+    """
     settings.persistence.finalizer = f"{GROUP}/finalizer"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
@@ -71,7 +79,11 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 30
-    settings.scanning.disabled = True
+    settings.scanning.disabled = not any(_is_pattern(ns) for ns in namespaces)
+
+
+def _is_pattern(namespace: str) -> bool:
+    return any(char in namespace for char in "*?[]!,")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
 
     @kopf.on.startup()
     async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
-        configure(settings)
+        configure(settings, namespaces=args.namespace)
 
     @kopf.on.cleanup()
     async def cleanup(**_: Any) -> None:

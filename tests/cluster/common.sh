@@ -1,7 +1,7 @@
 # Shared settings of the local cluster scripts (sourced by up.sh, down.sh,
 # import-image.sh). Every path and address can be overridden from the
 # environment; the defaults keep all state in one directory.
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034  # variables are used by the sourcing scripts
 CLUSTER_SCRIPTS="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=versions.env
 source "$CLUSTER_SCRIPTS/versions.env"

@@ -1,4 +1,5 @@
 # Point this shell at the local cluster:   source tests/cluster/env.sh
+# shellcheck shell=bash
 # Run as a program, it prints the export lines instead:   bash tests/cluster/env.sh
 _conveyor_state="${CONVEYOR_CLUSTER_DIR:-/var/lib/conveyor-cluster}"
 if [[ -n "${ZSH_EVAL_CONTEXT:-}" && "$ZSH_EVAL_CONTEXT" == *:file* ]] || [[ -n "${BASH_VERSION:-}" && "${BASH_SOURCE[0]}" != "$0" ]]; then

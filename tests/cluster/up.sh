@@ -91,10 +91,14 @@ EOF
   chmod +x "$BIN/conveyor-ctr"
 }
 
+# What the running cluster was started with: versions, addresses, extra flags
+# and the code that writes configs and starts components (`declare -f` drops
+# comments, so editing comments does not restart a cluster).
 fingerprint() {
   printf '%s\n' "$K8S_VERSION" "$ETCD_VERSION" "$NODE_NAME" "$NODE_IP" "$APISERVER_EXTRA" "$KCM_EXTRA" \
-    "$SCHEDULER_EXTRA" "$KUBELET_EXTRA" "$SERVICE_DNAT" "$(cat "$0" "$CLUSTER_SCRIPTS/common.sh" | sha256sum)" \
-    | sha256sum | cut -c1-16
+    "$SCHEDULER_EXTRA" "$KUBELET_EXTRA" "$SERVICE_DNAT" "$CTRD_SOCK" "$POD_CIDR" "$CNI_BRIDGE" \
+    "$(declare -f make_pki write_configs service_dnat start_etcd start_apiserver start_controllers \
+      start_containerd start_kubelet)" | sha256sum | cut -c1-16
 }
 
 node_ready() {

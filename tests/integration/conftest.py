@@ -49,6 +49,10 @@ class OperatorProcess:
                 "conveyor",
                 "--liveness",
                 f"http://127.0.0.1:{self.port}/healthz",
+                # Only the tests' namespaces: the e2e suite and the benchmark run operators
+                # of their own elsewhere on the same cluster.
+                "--namespace",
+                "t-*",
             ],
             cwd=ROOT,
             env=env,

@@ -8,6 +8,7 @@ operator recorded in the job's history.
 from __future__ import annotations
 
 import subprocess
+import time
 
 import pytest
 
@@ -79,7 +80,7 @@ def test_exhausted_attempts_fail_the_job_with_exit_code_and_log_tail(
     jobs.create(
         "doomed",
         'for i in $(seq 1 50); do echo "line $i"; done; '
-        'echo "boom on $CONVEYOR_ATTEMPT" >&2; exit 7',
+        'echo "boom on $CONVEYOR_ATTEMPT"; exit 7',
         retry={"maxAttempts": 2, "backoff": {"strategy": "Fixed", "initialDelaySeconds": 1}},
     )
     status = jobs.wait_phase("doomed", "Failed")
@@ -152,9 +153,10 @@ def test_a_pod_deleted_from_outside_is_retried_without_counting(jobs: Jobs) -> N
 
 
 def test_ttl_deletes_the_finished_job_and_its_pods(jobs: Jobs) -> None:
-    """ttlSecondsAfterFinished removes the job; its pods go with it."""
-    jobs.create("short-lived", "true", ttlSecondsAfterFinished=1)
-    jobs.wait_phase("short-lived", "Succeeded")
+    """ttlSecondsAfterFinished removes the job after it finished; its pods go with it."""
+    jobs.create("short-lived", "true", ttlSecondsAfterFinished=3)
+    status = jobs.wait_phase("short-lived", "Succeeded")
+    finished = parse_time(status["completionTime"])
 
     def gone() -> bool:
         try:
@@ -164,6 +166,8 @@ def test_ttl_deletes_the_finished_job_and_its_pods(jobs: Jobs) -> None:
         return False
 
     wait_for(gone, timeout=30, desc="the job deleted by its TTL")
+    assert time.time() >= finished + 3 - 1.0
+    wait_for(lambda: jobs.pods("short-lived") == [], timeout=60, desc="its pods garbage-collected")
 
 
 def test_suspend_holds_and_resume_continues(jobs: Jobs) -> None:

@@ -1,0 +1,130 @@
+"""The objects each phase submits: the same pod (busybox `true`, on a fake node)
+wrapped as a BackgroundJob, a batch/v1 Job, or a bare pod."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from bench.cluster import pod_placement
+
+IMAGE = "conveyor.local/busybox:1.35"
+FAIL_ANNOTATION = "bench.conveyor.dev/fail"
+RUN_FOR_ANNOTATION = "bench.conveyor.dev/run-for"
+GROUP_PATH = "/apis/conveyor.dev/v1alpha1"
+
+
+def job_name(i: int) -> str:
+    return f"j-{i:05d}"
+
+
+def should_fail(i: int, fail_percent: float) -> bool:
+    if fail_percent <= 0:
+        return False
+    every = max(1, round(100 / fail_percent))
+    return i % every == every - 1
+
+
+def pod_template(*, fail: bool, run_for: str | None) -> dict[str, Any]:
+    annotations = {}
+    if fail:
+        annotations[FAIL_ANNOTATION] = "1"
+    if run_for:
+        annotations[RUN_FOR_ANNOTATION] = run_for
+    return {
+        "metadata": {"labels": {"app": "conveyor-bench"}, "annotations": annotations},
+        "spec": {
+            "restartPolicy": "Never",
+            "automountServiceAccountToken": False,
+            "terminationGracePeriodSeconds": 0,
+            **pod_placement(),
+            "containers": [
+                {
+                    "name": "worker",
+                    "image": IMAGE,
+                    "imagePullPolicy": "IfNotPresent",
+                    "command": ["true"],
+                }
+            ],
+        },
+    }
+
+
+def queue(name: str, namespace: str, concurrency: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "conveyor.dev/v1alpha1",
+        "kind": "JobQueue",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"concurrency": concurrency},
+    }
+
+
+def background_job(
+    name: str, namespace: str, queue_name: str | None, *, fail: bool, run_for: str | None
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {"template": pod_template(fail=fail, run_for=run_for)}
+    if queue_name:
+        spec["queue"] = queue_name
+    if fail:
+        spec["retry"] = {"maxAttempts": 1}
+    return {
+        "apiVersion": "conveyor.dev/v1alpha1",
+        "kind": "BackgroundJob",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    }
+
+
+def batch_job(name: str, namespace: str, *, fail: bool, run_for: str | None) -> dict[str, Any]:
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "completions": 1,
+            "parallelism": 1,
+            "backoffLimit": 0,
+            "template": pod_template(fail=fail, run_for=run_for),
+        },
+    }
+
+
+def bare_pod(name: str, namespace: str, *, fail: bool, run_for: str | None) -> dict[str, Any]:
+    template = copy.deepcopy(pod_template(fail=fail, run_for=run_for))
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace, **template["metadata"]},
+        "spec": template["spec"],
+    }
+
+
+# ------------------------------------------------------------ "finished?" per kind
+
+
+def bgj_outcome(obj: dict[str, Any]) -> str | None:
+    phase = (obj.get("status") or {}).get("phase")
+    return phase if phase in ("Succeeded", "Failed") else None
+
+
+def job_outcome(obj: dict[str, Any]) -> str | None:
+    for cond in (obj.get("status") or {}).get("conditions") or []:
+        if cond.get("status") != "True":
+            continue
+        if cond.get("type") == "Complete":
+            return "Succeeded"
+        if cond.get("type") == "Failed":
+            return "Failed"
+    return None
+
+
+def pod_outcome(obj: dict[str, Any]) -> str | None:
+    phase = (obj.get("status") or {}).get("phase")
+    return phase if phase in ("Succeeded", "Failed") else None
+
+
+def owner_name(obj: dict[str, Any]) -> str | None:
+    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
+        if ref.get("controller"):
+            return str(ref.get("name"))
+    return None
