@@ -163,7 +163,7 @@ async def noise_window(ctx: Ctx) -> dict[str, Any]:
 
 
 def check_no_other_operator(ctx: Ctx, namespaces: list[str]) -> list[str]:
-    others = procs.conflicting(procs.conveyor_operators(ctx.own_pids), namespaces, PREFIX)
+    others = procs.conflicting(procs.conveyor_operators(ctx.own_pids), namespaces)
     return [o.describe() for o in others]
 
 

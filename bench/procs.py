@@ -3,6 +3,7 @@ their pid files, and other Conveyor operators that would share our jobs."""
 
 from __future__ import annotations
 
+import fnmatch
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,12 +121,18 @@ def conveyor_operators(exclude: set[int]) -> list[OtherOperator]:
     return found
 
 
-def conflicting(ops: list[OtherOperator], namespaces: list[str], prefix: str) -> list[OtherOperator]:
-    """Operators that would act on our namespaces: cluster-wide ones, and those
-    naming one of ours (or any namespace with our prefix)."""
-    return [
-        op
-        for op in ops
-        if not op.namespaces
-        or any(ns in namespaces or ns.startswith(prefix) for ns in op.namespaces)
-    ]
+def watches(patterns: list[str], namespace: str) -> bool:
+    """Whether an operator started with these --namespace values (kopf accepts
+    globs and !negations; none means all namespaces) watches `namespace`."""
+    if not patterns:
+        return True
+    positive = [p for p in patterns if not p.startswith("!")]
+    negative = [p[1:] for p in patterns if p.startswith("!")]
+    if any(fnmatch.fnmatchcase(namespace, p) for p in negative):
+        return False
+    return not positive or any(fnmatch.fnmatchcase(namespace, p) for p in positive)
+
+
+def conflicting(ops: list[OtherOperator], namespaces: list[str]) -> list[OtherOperator]:
+    """Operators that would act on one of our namespaces."""
+    return [op for op in ops if any(watches(op.namespaces, ns) for ns in namespaces)]

@@ -34,10 +34,19 @@ class PodWatch:
         self.max_live = 0
         self.created: dict[str, dict[str, Any]] = {}
         self.lock = threading.Lock()
+        self.stopped = False
+        self.error: Exception | None = None
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
     def _run(self) -> None:
+        try:
+            self._follow()
+        except Exception as error:
+            if not self.stopped:
+                self.error = error
+
+    def _follow(self) -> None:
         for event in self.watch.stream(
             self.core.list_namespaced_pod, self.namespace, timeout_seconds=600
         ):
@@ -66,7 +75,9 @@ class PodWatch:
             return sorted(v["at"] for v in self.created.values())
 
     def stop(self) -> None:
+        self.stopped = True
         self.watch.stop()
+        assert self.error is None, f"the pod watch failed: {self.error!r}"
 
 
 @pytest.fixture
@@ -233,8 +244,11 @@ def test_priority_classes_reach_the_pod_and_preemption_is_not_counted(
     """With the node full, the high-priority pod preempts the low one; the low job is retried
     without losing an attempt."""
     low, high = priority_classes
-    node = kube_cluster.core.list_node().items[0]
-    cpu_millis = _millis(node.status.allocatable["cpu"])
+    from kubernetes.utils import parse_quantity
+
+    real = [n for n in kube_cluster.core.list_node().items if not n.spec.taints]
+    assert len(real) == 1, "this test fills the one untainted node"
+    cpu_millis = int(parse_quantity(real[0].status.allocatable["cpu"]) * 1000)
     big = f"{int(cpu_millis * 0.7)}m"
     resources = {"requests": {"cpu": big}}
 
@@ -264,9 +278,3 @@ def test_priority_classes_reach_the_pod_and_preemption_is_not_counted(
     status = jobs.wait_phase("bulk", "Succeeded", timeout=120)
     assert status["failures"] == 0 and status["disruptions"] == 1
     assert status["history"][0]["result"] == "Disrupted"
-
-
-def _millis(quantity: str) -> int:
-    if quantity.endswith("m"):
-        return int(quantity[:-1])
-    return int(float(quantity) * 1000)

@@ -1,0 +1,1 @@
+"""Conveyor's benchmark harness (`make bench`): see bench/README.md."""

@@ -1,0 +1,309 @@
+"""The results table: figures with ratios against the baselines of the same
+run, written as JSON and markdown, and spliced into docs/performance.md."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from bench.cluster import ROOT, binary, run
+
+BEGIN = "<!-- bench:results:begin (written by `make bench`; edit outside these markers) -->"
+END = "<!-- bench:results:end -->"
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = 0
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem = int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return {
+        "cores": os.cpu_count(),
+        "cpu_model": model,
+        "memory_gib": round(mem / 2**30, 1),
+        "kernel": platform.release(),
+    }
+
+
+def _pkg(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def versions(server: dict[str, Any]) -> dict[str, Any]:
+    def first_line(cmd: list[str]) -> str | None:
+        try:
+            out = subprocess.run(cmd, capture_output=True, text=True, timeout=10, check=False)
+        except OSError:
+            return None
+        text = (out.stdout or out.stderr).strip().splitlines()
+        return text[0] if text else None
+
+    commit = first_line(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"])
+    dirty = first_line(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"])
+    return {
+        "kubernetes": server.get("gitVersion"),
+        "etcd": first_line([binary("etcd"), "--version"]),
+        "kwok": first_line([binary("kwok"), "--version"]),
+        "python": platform.python_version(),
+        "conveyor": _pkg("conveyor-operator"),
+        "conveyor_commit": (commit or "") + ("-dirty" if dirty else ""),
+        "kopf": _pkg("kopf"),
+        "kubernetes_client": _pkg("kubernetes"),
+        "aiohttp": _pkg("aiohttp"),
+    }
+
+
+# ---------------------------------------------------------------- figures
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None or b == 0:
+        return None
+    return round(a / b, 2)
+
+
+def figures(results: dict[str, Any]) -> list[dict[str, Any]]:
+    ph = results["phases"]
+    args = results["meta"]["args"]
+    rows: list[dict[str, Any]] = []
+    jd = ph.get("job-default", {})
+    jt = ph.get("job-tuned", {})
+    lim = ph.get("limit", {})
+
+    def tput(p: dict[str, Any]) -> float | None:
+        return p.get("jobs_per_second") if p.get("complete") else None
+
+    def add(section: str, figure: str, value: Any, unit: str, base: dict[str, Any] | None = None,
+            note: str = "") -> None:
+        rows.append({"section": section, "figure": figure, "value": value, "unit": unit,
+                     "ratios": base or {}, "note": note})
+
+    for name, p in ph.items():
+        if not name.startswith("conveyor-"):
+            continue
+        q = p.get("queues", 1)
+        label = (
+            f"Conveyor: {p['jobs']} BackgroundJobs, {q} queue{'s' if q > 1 else ''} "
+            f"x {p['jobs'] // q}, concurrency {p.get('concurrency_per_queue')}"
+            + (" each" if q > 1 else "")
+        )
+        v = tput(p)
+        add("throughput", label, v if v is not None else p.get("jobs_per_second"), "jobs/s",
+            {"Job (kcm defaults)": _ratio(v, tput(jd)), "Job (kcm tuned)": _ratio(v, tput(jt)),
+             "limit": _ratio(v, tput(lim))},
+            _incomplete(p))
+    if jd:
+        add("throughput", f"batch/v1 Job, kcm defaults: {jd['jobs']} Jobs", tput(jd) or jd.get("jobs_per_second"),
+            "jobs/s", {"limit": _ratio(tput(jd), tput(lim))},
+            jd.get("kcm_flags", "") + _incomplete(jd))
+    if jt:
+        add("throughput", f"batch/v1 Job, kcm tuned: {jt['jobs']} Jobs", tput(jt) or jt.get("jobs_per_second"),
+            "jobs/s", {"Job (kcm defaults)": _ratio(tput(jt), tput(jd)), "limit": _ratio(tput(jt), tput(lim))},
+            jt.get("kcm_flags", "") + _incomplete(jt))
+    if lim:
+        add("throughput", f"Limit: {lim['jobs']} bare pods from an async client", tput(lim) or lim.get("jobs_per_second"),
+            "pods/s", {}, _incomplete(lim))
+
+    lc, lj = ph.get("latency-conveyor"), ph.get("latency-job")
+    for key, what in (("created_to_pod", "apply -> pod created"),
+                      ("pod_succeeded_to_done", "pod Succeeded -> job Succeeded")):
+        for pct in ("p50_ms", "p99_ms"):
+            c = lc[key][pct] if lc else None
+            j = lj[key][pct] if lj else None
+            if lc:
+                add("latency", f"Conveyor {what}, {pct[:3]} ({lc['samples']} one at a time)", c, "ms",
+                    {"Job (kcm defaults)": _ratio(c, j)})
+            if lj:
+                add("latency", f"batch/v1 Job {what}, {pct[:3]}", j, "ms", {})
+    if lc:
+        add("latency", "kubectl apply itself, p50 (not in the figures above)",
+            lc["kubectl_apply"]["p50_ms"], "ms", {})
+
+    for name, p in ph.items():
+        w = p.get("writes")
+        if not w:
+            continue
+        base = {}
+        if name.startswith("conveyor-"):
+            base = {"Job (kcm defaults)": _ratio(w["per_job"], (jd.get("writes") or {}).get("per_job")),
+                    "Job (kcm tuned)": _ratio(w["per_job"], (jt.get("writes") or {}).get("per_job")),
+                    "limit": _ratio(w["per_job"], (lim.get("writes") or {}).get("per_job"))}
+        noise = (p.get("background_writes") or {}).get("writes_per_second")
+        note = f"status {w['status_per_job']}, events {w['events_per_job']}, other {w['other_per_job']}"
+        if noise:
+            share = noise * p["seconds"] / max(w["total_writes"], 1)
+            note += f"; background {noise}/s before the phase (~{share:.0%} of these)"
+        add("api-writes", f"API writes per job: {name}", w["per_job"], "writes", base, note)
+
+    c1 = next((p for n, p in ph.items() if n.startswith("conveyor-") and p.get("queues") == 1), None)
+    c1 = c1 or next((p for n, p in ph.items() if n.startswith("conveyor-")), None)
+    if c1 and c1.get("operator"):
+        o = c1["operator"]
+        add("operator", f"Operator peak RSS, {c1['phase']} ({c1['jobs']} jobs existing at the end)",
+            _mib(o.get("peak_rss_bytes")), "MiB")
+        add("operator", f"Operator CPU seconds, {c1['phase']}", o.get("cpu_seconds"), "s",
+            note=f"{_per_k(o.get('cpu_seconds'), c1['jobs'])} s per 1000 jobs; "
+                 f"{o.get('cpu_share_of_one_core')} of one core on average, "
+                 f"{o.get('busiest_5s_share_of_one_core')} in the busiest 5 s")
+    r = ph.get("restart")
+    if r:
+        add("operator", f"Operator restart -> first admission, {r['jobs_pending']} jobs pending",
+            r["seconds_to_first_admission"], "s",
+            note=f"liveness after {r['seconds_to_liveness']} s; peak RSS "
+                 f"{_mib(r['operator']['peak_rss_bytes'])} MiB, "
+                 f"{r['operator']['cpu_seconds']} CPU s in the first "
+                 f"{r['seconds_to_first_admission'] + r['observed_seconds_after_first']:.0f} s")
+    del args
+    return rows
+
+
+def _incomplete(p: dict[str, Any]) -> str:
+    if p.get("complete", True):
+        return ""
+    return f" INCOMPLETE: {p.get('finished')}/{p.get('jobs')} finished"
+
+
+def _mib(v: int | None) -> float | None:
+    return None if v is None else round(v / 2**20, 1)
+
+
+def _per_k(v: float | None, n: int) -> float | None:
+    return None if v is None or not n else round(1000 * v / n, 2)
+
+
+# ---------------------------------------------------------------- markdown
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:,.2f}" if abs(v) < 100 else f"{v:,.0f}"
+    return str(v)
+
+
+def markdown(results: dict[str, Any]) -> str:
+    meta = results["meta"]
+    m, v = meta["machine"], meta["versions"]
+    rows = results["figures"]
+    bases = ["Job (kcm defaults)", "Job (kcm tuned)", "limit"]
+    out = [
+        f"Run {meta['started']} ({meta['duration_seconds'] / 60:.0f} min), "
+        f"`{meta['command']}`",
+        "",
+        f"Machine: {m['cores']} cores ({m['cpu_model']}), {m['memory_gib']} GiB, kernel {m['kernel']}. "
+        f"Kubernetes {v['kubernetes']}, {v['etcd']}, {v['kwok']}, Python {v['python']}, "
+        f"Conveyor {v['conveyor']} ({v['conveyor_commit']}), kopf {v['kopf']}, "
+        f"kubernetes client {v['kubernetes_client']}. Everything (control plane, kwok, "
+        "operator, load generator) shares these cores.",
+        "",
+        "| figure | value | vs " + " | vs ".join(bases) + " | note |",
+        "|---|---:|" + "---:|" * len(bases) + "---|",
+    ]
+    for r in rows:
+        ratios = [_fmt(r["ratios"].get(b)) + ("x" if r["ratios"].get(b) is not None else "") for b in bases]
+        out.append(
+            f"| {r['figure']} | {_fmt(r['value'])} {r['unit']} | " + " | ".join(ratios) + f" | {r['note']} |"
+        )
+    out += ["", "Ratios divide this figure by the baseline's figure from the same run "
+            "(throughput: higher is better; latency and writes: lower is better)."]
+
+    ph = results["phases"]
+    tp = [n for n, p in ph.items() if p.get("writes")]
+    if tp:
+        labels: list[str] = []
+        for n in tp:
+            for k in ph[n]["writes"]["by_resource_verb_per_job"]:
+                if k not in labels:
+                    labels.append(k)
+        out += ["", "#### API writes per job, by verb and resource (apiserver_request_total)", "",
+                "| write | " + " | ".join(tp) + " |", "|---|" + "---:|" * len(tp)]
+        for k in labels:
+            vals = [ph[n]["writes"]["by_resource_verb_per_job"].get(k) for n in tp]
+            if all(x is None or x < 0.005 for x in vals):
+                continue
+            out.append(f"| {k} | " + " | ".join(_fmt(x) if x else "" for x in vals) + " |")
+        out.append("| **total** | " + " | ".join(f"**{ph[n]['writes']['per_job']}**" for n in tp) + " |")
+
+    used = [n for n, p in ph.items() if p.get("usage")]
+    if used:
+        procs_: list[str] = []
+        for n in used:
+            for k in ph[n]["usage"]["cpu_seconds"]:
+                if k not in procs_:
+                    procs_.append(k)
+        out += ["", "#### CPU seconds by process during each phase (share of one core in parentheses)", "",
+                "| process | " + " | ".join(used) + " |", "|---|" + "---:|" * len(used)]
+        for k in procs_:
+            cells = []
+            for n in used:
+                u = ph[n]["usage"]
+                cpu = u["cpu_seconds"].get(k)
+                share = u["cpu_share_of_one_core"].get(k)
+                cells.append("" if cpu is None else f"{cpu:.1f} ({share:.2f})")
+            out.append(f"| {k} | " + " | ".join(cells) + " |")
+        out.append("| wall seconds | " + " | ".join(f"{ph[n]['usage']['wall_seconds']:.1f}" for n in used) + " |")
+
+    warnings = [f"{n}: {w}" for n, p in ph.items() for w in p.get("warnings") or []]
+    warnings += meta.get("warnings", [])
+    if warnings:
+        out += ["", "#### Warnings", ""] + [f"- {w}" for w in warnings]
+    return "\n".join(out) + "\n"
+
+
+def write(results: dict[str, Any], out_dir: Path, docs: Path | None) -> None:
+    results["figures"] = figures(results)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "latest.json").write_text(json.dumps(results, indent=2, sort_keys=False) + "\n")
+    md = markdown(results)
+    (out_dir / "latest.md").write_text("# Conveyor benchmark: latest results\n\n" + md)
+    if docs is not None:
+        splice_docs(docs, md)
+
+
+def splice_docs(docs: Path, md: str) -> None:
+    block = f"{BEGIN}\n{md}{END}"
+    if docs.exists():
+        text = docs.read_text()
+        if BEGIN in text and END in text:
+            text = re.sub(re.escape(BEGIN) + r".*?" + re.escape(END), lambda _: block, text, flags=re.S)
+        else:
+            text = text.rstrip() + "\n\n## Latest results\n\n" + block + "\n"
+    else:
+        text = "# Performance\n\n## Latest results\n\n" + block + "\n"
+    docs.write_text(text)
+
+
+def server_version(kubeconfig: str) -> dict[str, Any]:
+    out = run([binary("kubectl"), f"--kubeconfig={kubeconfig}", "version", "-o", "json"], check=False)
+    try:
+        return dict(json.loads(out).get("serverVersion") or {})
+    except ValueError:
+        return {}
+
+
+if __name__ == "__main__":  # re-render from a saved JSON: python -m bench.report [latest.json]
+    src = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "bench" / "results" / "latest.json"
+    data = json.loads(src.read_text())
+    write(data, src.parent, ROOT / "docs" / "performance.md")
