@@ -45,6 +45,7 @@ unit: $(STAMP) ## the pure core's tests (seconds, no cluster)
 .PHONY: integration
 integration: $(STAMP) ## the operator against the real cluster (brings the local one up if KUBECONFIG names none)
 	$(BIN)/pytest tests/cluster tests/integration -q $(PYTEST_ARGS)
+	$(BIN)/pytest tests/e2e -q $(PYTEST_ARGS)
 
 .PHONY: test
 test: lint unit integration ## everything CI runs
@@ -60,3 +61,34 @@ cluster-down: ## stop the local cluster and remove its state
 .PHONY: run
 run: $(STAMP) ## run the operator locally against the current kubeconfig
 	$(BIN)/python -m conveyor
+
+BENCH_ARGS ?=
+
+.PHONY: bench
+bench: $(STAMP) ## benchmarks on the local cluster with kwok nodes (long; not in test): BENCH_ARGS="--jobs 500"
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# ---------------------------------------------------------------- image, chart, demo, e2e
+HELM ?= $(firstword $(wildcard $(CLUSTER_DIR)/bin/helm) $(wildcard /var/cache/conveyor/bin/helm-*/helm) helm)
+
+.PHONY: image
+image: $(STAMP) ## build the operator image without docker and import it into the local cluster
+	bash images/operator/build-local.sh
+
+.PHONY: chart-crds
+chart-crds: ## copy the generated crds/ into the chart's crds/ (a test fails when they drift)
+	rm -f charts/conveyor/crds/*.yaml
+	cp crds/*.yaml charts/conveyor/crds/
+
+.PHONY: chart-lint
+chart-lint: ## helm lint --strict the chart, cluster-wide and namespaced
+	$(HELM) lint --strict charts/conveyor
+	$(HELM) lint --strict charts/conveyor --set 'watchNamespaces={team-a,team-b}'
+
+.PHONY: demo
+demo: $(STAMP) ## local cluster + operator image + chart, then example jobs running (idempotent)
+	bash examples/demo.sh
+
+.PHONY: e2e
+e2e: $(STAMP) ## the chart installed into the real cluster, driven with helm and kubectl
+	$(BIN)/pytest tests/e2e -q $(PYTEST_ARGS)

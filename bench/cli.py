@@ -28,41 +28,91 @@ DEFAULT_TUNED = "--kube-api-qps=1000 --kube-api-burst=2000 --concurrent-job-sync
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     p.add_argument("--jobs", type=int, default=10_000, help="jobs per throughput phase (10000)")
-    p.add_argument("--concurrency", type=int, default=1000,
-                   help="Conveyor queue concurrency, split evenly over the queues of a shape (1000)")
-    p.add_argument("--shape", default="1,20",
-                   help="Conveyor runs, as numbers of queues the jobs are spread over (1,20)")
-    p.add_argument("--per-queue-concurrency", type=int, default=None,
-                   help="give every queue this concurrency instead of splitting --concurrency")
-    p.add_argument("--phases", default=",".join(ALL_PHASES),
-                   help=f"which phases to run, in this order anyway ({','.join(ALL_PHASES)})")
-    p.add_argument("--latency-samples", type=int, default=100, help="jobs for the latency phase (100)")
+    p.add_argument(
+        "--concurrency",
+        type=int,
+        default=1000,
+        help="Conveyor queue concurrency, split evenly over the queues of a shape (1000)",
+    )
+    p.add_argument(
+        "--shape",
+        default="1,20",
+        help="Conveyor runs, as numbers of queues the jobs are spread over (1,20)",
+    )
+    p.add_argument(
+        "--per-queue-concurrency",
+        type=int,
+        default=None,
+        help="give every queue this concurrency instead of splitting --concurrency",
+    )
+    p.add_argument(
+        "--phases",
+        default=",".join(ALL_PHASES),
+        help=f"which phases to run, in this order anyway ({','.join(ALL_PHASES)})",
+    )
+    p.add_argument(
+        "--latency-samples", type=int, default=100, help="jobs for the latency phase (100)"
+    )
     p.add_argument("--latency-gap", type=float, default=0.2, help="pause between them, s (0.2)")
-    p.add_argument("--restart-jobs", type=int, default=None, help="pending jobs at the restart (--jobs)")
-    p.add_argument("--restart-observe", type=float, default=10,
-                   help="keep measuring the operator this long after its first admission (10 s)")
-    p.add_argument("--fail-percent", type=float, default=0,
-                   help="this share of the throughput jobs fail (kwok stage bench-pod-fail) (0)")
+    p.add_argument(
+        "--restart-jobs", type=int, default=None, help="pending jobs at the restart (--jobs)"
+    )
+    p.add_argument(
+        "--restart-observe",
+        type=float,
+        default=10,
+        help="keep measuring the operator this long after its first admission (10 s)",
+    )
+    p.add_argument(
+        "--fail-percent",
+        type=float,
+        default=0,
+        help="this share of the throughput jobs fail (kwok stage bench-pod-fail) (0)",
+    )
     p.add_argument("--run-for", default=None, help="each pod runs this long, e.g. 2s (0)")
     p.add_argument("--submit-concurrency", type=int, default=64, help="creates in flight (64)")
-    p.add_argument("--operator-args", default="",
-                   help='extra arguments for `python -m conveyor`, e.g. "--workers 32"')
-    p.add_argument("--kcm-tuned-flags", default=DEFAULT_TUNED,
-                   help=f"controller-manager flags of the tuned Job baseline ({DEFAULT_TUNED})")
+    p.add_argument(
+        "--operator-args",
+        default="",
+        help='extra arguments for `python -m conveyor`, e.g. "--workers 32"',
+    )
+    p.add_argument(
+        "--kcm-tuned-flags",
+        default=DEFAULT_TUNED,
+        help=f"controller-manager flags of the tuned Job baseline ({DEFAULT_TUNED})",
+    )
     p.add_argument("--fake-nodes", type=int, default=4, help="kwok nodes (4)")
     p.add_argument("--phase-timeout", type=float, default=3600, help="per phase, s (3600)")
-    p.add_argument("--noise-window", type=float, default=5,
-                   help="measure the cluster's background writes this long before each phase (5 s)")
+    p.add_argument(
+        "--noise-window",
+        type=float,
+        default=5,
+        help="measure the cluster's background writes this long before each phase (5 s)",
+    )
     p.add_argument("--progress-interval", type=float, default=5, help="progress line every N s (5)")
-    p.add_argument("--wait-for-operators", type=float, default=900,
-                   help="wait this long for another (cluster-wide) Conveyor operator to go (900 s)")
-    p.add_argument("--kubeconfig", default=None,
-                   help="default: $KUBECONFIG, else the local cluster's admin kubeconfig")
-    p.add_argument("--no-cluster-up", action="store_true",
-                   help="do not run tests/cluster/up.sh first (use the running cluster as is)")
+    p.add_argument(
+        "--wait-for-operators",
+        type=float,
+        default=900,
+        help="wait this long for another (cluster-wide) Conveyor operator to go (900 s)",
+    )
+    p.add_argument(
+        "--kubeconfig",
+        default=None,
+        help="default: $KUBECONFIG, else the local cluster's admin kubeconfig",
+    )
+    p.add_argument(
+        "--no-cluster-up",
+        action="store_true",
+        help="do not run tests/cluster/up.sh first (use the running cluster as is)",
+    )
     p.add_argument("--out", default=str(ROOT / "bench" / "results"), help="results directory")
-    p.add_argument("--docs", choices=["auto", "always", "never"], default="auto",
-                   help="update docs/performance.md: auto = only for a run at the issue's sizes")
+    p.add_argument(
+        "--docs",
+        choices=["auto", "always", "never"],
+        default="auto",
+        help="update docs/performance.md: auto = only for a run at the issue's sizes",
+    )
     p.add_argument("--keep-namespaces", action="store_true", help="leave each phase's namespace")
     args = p.parse_args(argv)
     args.shapes = [int(s) for s in args.shape.split(",") if s.strip()]
@@ -77,9 +127,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def is_full_size(args: argparse.Namespace) -> bool:
-    return (args.jobs, args.concurrency, args.shapes, args.per_queue_concurrency) == (
-        10_000, 1000, [1, 20], None
-    ) and args.phase_list == ALL_PHASES and args.fail_percent == 0 and not args.run_for
+    return (
+        (args.jobs, args.concurrency, args.shapes, args.per_queue_concurrency)
+        == (10_000, 1000, [1, 20], None)
+        and args.phase_list == ALL_PHASES
+        and args.fail_percent == 0
+        and not args.run_for
+    )
 
 
 async def run(args: argparse.Namespace, argv: list[str]) -> int:
@@ -116,27 +170,47 @@ async def run(args: argparse.Namespace, argv: list[str]) -> int:
         if {"latency", "conveyor", "restart"} & set(args.phase_list):
             cluster.apply_crds(args.kubeconfig)
         kwok = Kwok(kube, args.kubeconfig, log_dir, args.fake_nodes)
-        ctx = phases.Ctx(kube=kube, kubeconfig=args.kubeconfig, args=args, log_dir=log_dir, kwok=kwok)
+        ctx = phases.Ctx(
+            kube=kube, kubeconfig=args.kubeconfig, args=args, log_dir=log_dir, kwok=kwok
+        )
         await kwok.start()
         ctx.own_pids.add(kwok.pid or 0)
         n = args.jobs
         try:
             plan: list[tuple[str, Any]] = []
             if "latency" in args.phase_list:
-                plan += [("latency-conveyor", lambda: phases.latency(ctx, "conveyor")),
-                         ("latency-job", lambda: phases.latency(ctx, "job"))]
+                plan += [
+                    ("latency-conveyor", lambda: phases.latency(ctx, "conveyor")),
+                    ("latency-job", lambda: phases.latency(ctx, "job")),
+                ]
             if "limit" in args.phase_list:
                 plan.append(("limit", lambda: phases.throughput(ctx, "limit", kind="pod", n=n)))
             if "conveyor" in args.phase_list:
                 for q in args.shapes:
-                    plan.append((f"conveyor-{q}q", lambda q=q: phases.throughput(
-                        ctx, f"conveyor-{q}q", kind="conveyor", n=n, queues=q,
-                        per_queue_concurrency=args.per_queue_concurrency)))
+                    plan.append(
+                        (
+                            f"conveyor-{q}q",
+                            lambda q=q: phases.throughput(
+                                ctx,
+                                f"conveyor-{q}q",
+                                kind="conveyor",
+                                n=n,
+                                queues=q,
+                                per_queue_concurrency=args.per_queue_concurrency,
+                            ),
+                        )
+                    )
             if "restart" in args.phase_list:
                 plan.append(("restart", lambda: phases.restart(ctx, args.restart_jobs or n)))
             if "job-default" in args.phase_list:
-                plan.append(("job-default", lambda: phases.throughput(
-                    ctx, "job-default", kind="job", n=n, kcm_note=phases.default_kcm_note())))
+                plan.append(
+                    (
+                        "job-default",
+                        lambda: phases.throughput(
+                            ctx, "job-default", kind="job", n=n, kcm_note=phases.default_kcm_note()
+                        ),
+                    )
+                )
             if "job-tuned" in args.phase_list:
                 plan.append(("job-tuned", lambda: phases.job_tuned(ctx, n)))
             for name, fn in plan:
@@ -153,8 +227,14 @@ async def run(args: argparse.Namespace, argv: list[str]) -> int:
             if "job-tuned" in args.phase_list:
                 await asyncio.to_thread(cluster.kcm, "reset")
     save(final=True)
-    log(f"results: {out_dir / 'latest.md'}, {out_dir / 'latest.json'}"
-        + (f", {docs}" if update_docs else " (docs/performance.md left as is: not a full-size run; --docs always)"))
+    log(
+        f"results: {out_dir / 'latest.md'}, {out_dir / 'latest.json'}"
+        + (
+            f", {docs}"
+            if update_docs
+            else " (docs/performance.md left as is: not a full-size run; --docs always)"
+        )
+    )
     print()
     print((out_dir / "latest.md").read_text())
     return 0 if not results["meta"]["warnings"] else 1
@@ -168,7 +248,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        print("another benchmark is running (lock /tmp/conveyor-bench/lock); one at a time", file=sys.stderr)
+        print(
+            "another benchmark is running (lock /tmp/conveyor-bench/lock); one at a time",
+            file=sys.stderr,
+        )
         return 2
     if not args.no_cluster_up:
         log("bringing up (or reusing) the local cluster: tests/cluster/up.sh")
@@ -187,4 +270,3 @@ def main(argv: list[str] | None = None) -> int:
         with contextlib.suppress(Exception):
             loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
-

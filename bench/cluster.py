@@ -80,7 +80,10 @@ class Kwok:
         log(f"starting kwok (log {self.log_path})")
         with self.log_path.open("ab") as out:
             self.proc = subprocess.Popen(
-                cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                cmd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
         await asyncio.sleep(1)

@@ -84,11 +84,15 @@ class Operator:
             if await asyncio.to_thread(self.healthy):
                 return time.monotonic() - self.started_at
             await asyncio.sleep(0.1)
-        raise RuntimeError(f"the operator is not healthy after {timeout:.0f}s (log {self.log_path})")
+        raise RuntimeError(
+            f"the operator is not healthy after {timeout:.0f}s (log {self.log_path})"
+        )
 
     def check(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
-            tail = self.log_path.read_text(errors="replace")[-3000:] if self.log_path.exists() else ""
+            tail = (
+                self.log_path.read_text(errors="replace")[-3000:] if self.log_path.exists() else ""
+            )
             raise RuntimeError(f"the operator exited ({self.log_path}):\n{tail}")
 
     def scrape(self) -> str:

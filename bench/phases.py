@@ -134,7 +134,9 @@ def writes_summary(diff: dict[tuple[str, str, str, str], float], n: int) -> dict
     total = sum(diff.values())
     status = sum(v for k, v in diff.items() if k[2] == "status")
     events = sum(v for k, v in diff.items() if k[1] == "events")
-    by = {resource_label(k): round(v / n, 3) for k, v in sorted(diff.items(), key=lambda kv: -kv[1])}
+    by = {
+        resource_label(k): round(v / n, 3) for k, v in sorted(diff.items(), key=lambda kv: -kv[1])
+    }
     return {
         "total_writes": total,
         "per_job": round(total / n, 3),
@@ -179,7 +181,8 @@ async def wait_for_exclusive(ctx: Ctx, namespaces: list[str]) -> None:
         if time.monotonic() > deadline:
             raise PhaseAborted(
                 "another Conveyor operator would process the benchmark's jobs too "
-                f"(waited {ctx.args.wait_for_operators}s):\n  " + "\n  ".join(others)
+                f"(waited {ctx.args.wait_for_operators}s):\n  "
+                + "\n  ".join(others)
                 + "\nStop it, or rerun when it is gone (--wait-for-operators SECONDS)."
             )
         if time.monotonic() - told > 30:
@@ -269,7 +272,9 @@ async def throughput(
     finished. kind: conveyor | job | pod."""
     args = ctx.args
     ns = ctx.ns(phase)
-    log(f"=== phase {phase}: {n} {kind}s" + (f" in {queues} queue(s)" if kind == "conveyor" else ""))
+    log(
+        f"=== phase {phase}: {n} {kind}s" + (f" in {queues} queue(s)" if kind == "conveyor" else "")
+    )
     await create_namespace(ctx.kube, ns)
     operator: Operator | None = None
     result: dict[str, Any] = {"phase": phase, "kind": kind, "jobs": n, "namespace": ns}
@@ -280,13 +285,17 @@ async def throughput(
             names = [f"q{i:02d}" for i in range(queues)]
             for q in names:
                 await ctx.kube.create(
-                    f"{workloads.GROUP_PATH}/namespaces/{ns}/jobqueues", workloads.queue(q, ns, conc)
+                    f"{workloads.GROUP_PATH}/namespaces/{ns}/jobqueues",
+                    workloads.queue(q, ns, conc),
                 )
             result.update(queues=queues, concurrency_per_queue=conc)
             objects = [
                 workloads.background_job(
-                    workloads.job_name(i), ns, names[i % queues],
-                    fail=workloads.should_fail(i, args.fail_percent), run_for=args.run_for,
+                    workloads.job_name(i),
+                    ns,
+                    names[i % queues],
+                    fail=workloads.should_fail(i, args.fail_percent),
+                    run_for=args.run_for,
                 )
                 for i in range(n)
             ]
@@ -302,8 +311,10 @@ async def throughput(
         elif kind == "job":
             objects = [
                 workloads.batch_job(
-                    workloads.job_name(i), ns,
-                    fail=workloads.should_fail(i, args.fail_percent), run_for=args.run_for,
+                    workloads.job_name(i),
+                    ns,
+                    fail=workloads.should_fail(i, args.fail_percent),
+                    run_for=args.run_for,
                 )
                 for i in range(n)
             ]
@@ -313,8 +324,10 @@ async def throughput(
         else:
             objects = [
                 workloads.bare_pod(
-                    f"p-{i:05d}", ns,
-                    fail=workloads.should_fail(i, args.fail_percent), run_for=args.run_for,
+                    f"p-{i:05d}",
+                    ns,
+                    fail=workloads.should_fail(i, args.fail_percent),
+                    run_for=args.run_for,
                 )
                 for i in range(n)
             ]
@@ -340,11 +353,13 @@ async def throughput(
                 submit_end.append(time.monotonic())
 
             submit = asyncio.create_task(submit_timed())
-            complete = await wait_done(ctx, tracker, progress)
-            if not submit.done():
-                submit.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await submit
+            try:
+                complete = await wait_done(ctx, tracker, progress)
+            finally:
+                if not submit.done():
+                    submit.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await submit
             after = await scrape(ctx.kube)
             usage = await sampler.stop()
         last = tracker.last_finish() or time.monotonic()
@@ -408,7 +423,9 @@ def operator_summary(text: str, usage: dict[str, Any], max_depth: float) -> dict
 
 async def job_tuned(ctx: Ctx, n: int) -> dict[str, Any]:
     flags = ctx.args.kcm_tuned_flags.split()
-    log(f"restarting kube-controller-manager with {' '.join(flags)} (others' tests see a short gap)")
+    log(
+        f"restarting kube-controller-manager with {' '.join(flags)} (others' tests see a short gap)"
+    )
     await asyncio.to_thread(kcm, "set", *flags)
     try:
         return await throughput(ctx, "job-tuned", kind="job", n=n, kcm_note=" ".join(flags))
@@ -419,10 +436,14 @@ async def job_tuned(ctx: Ctx, n: int) -> dict[str, Any]:
 
 def default_kcm_note() -> str:
     flags = [
-        f for f in kcm_flags()
+        f
+        for f in kcm_flags()
         if any(k in f for k in ("--kube-api-qps", "--kube-api-burst", "--concurrent-job-syncs"))
     ]
-    return " ".join(flags) or "defaults (--kube-api-qps=20 --kube-api-burst=30 --concurrent-job-syncs=5)"
+    return (
+        " ".join(flags)
+        or "defaults (--kube-api-qps=20 --kube-api-burst=30 --concurrent-job-syncs=5)"
+    )
 
 
 # ---------------------------------------------------------------- latency at low load
@@ -491,8 +512,12 @@ async def latency(ctx: Ctx, kind: str) -> dict[str, Any]:
                     f.write_text(yaml.safe_dump(obj))
                     t = time.monotonic()
                     proc = await asyncio.create_subprocess_exec(
-                        *kubectl, "apply", "-f", str(f),
-                        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+                        *kubectl,
+                        "apply",
+                        "-f",
+                        str(f),
+                        stdout=asyncio.subprocess.DEVNULL,
+                        stderr=asyncio.subprocess.PIPE,
                     )
                     _, err = await proc.communicate()
                     if proc.returncode != 0:
@@ -570,7 +595,9 @@ async def restart(ctx: Ctx, n: int) -> dict[str, Any]:
             workloads.queue("q00", ns, args.concurrency),
         )
         objects = [
-            workloads.background_job(workloads.job_name(i), ns, "q00", fail=False, run_for=args.run_for)
+            workloads.background_job(
+                workloads.job_name(i), ns, "q00", fail=False, run_for=args.run_for
+            )
             for i in range(n)
         ]
         path = f"{workloads.GROUP_PATH}/namespaces/{ns}/backgroundjobs"
@@ -612,8 +639,10 @@ async def restart(ctx: Ctx, n: int) -> dict[str, Any]:
             },
             "usage": usage,
         }
-        log(f"=== {phase}: first admission {first:.2f}s after start; {admitted} pods in the next "
-            f"{args.restart_observe}s; peak RSS {result['operator']['peak_rss_bytes'] / 2**20:.0f} MiB")
+        log(
+            f"=== {phase}: first admission {first:.2f}s after start; {admitted} pods in the next "
+            f"{args.restart_observe}s; peak RSS {result['operator']['peak_rss_bytes'] / 2**20:.0f} MiB"
+        )
         return result
     finally:
         if operator is not None:

@@ -94,10 +94,24 @@ def figures(results: dict[str, Any]) -> list[dict[str, Any]]:
     def tput(p: dict[str, Any]) -> float | None:
         return p.get("jobs_per_second") if p.get("complete") else None
 
-    def add(section: str, figure: str, value: Any, unit: str, base: dict[str, Any] | None = None,
-            note: str = "") -> None:
-        rows.append({"section": section, "figure": figure, "value": value, "unit": unit,
-                     "ratios": base or {}, "note": note})
+    def add(
+        section: str,
+        figure: str,
+        value: Any,
+        unit: str,
+        base: dict[str, Any] | None = None,
+        note: str = "",
+    ) -> None:
+        rows.append(
+            {
+                "section": section,
+                "figure": figure,
+                "value": value,
+                "unit": unit,
+                "ratios": base or {},
+                "note": note,
+            }
+        )
 
     for name, p in ph.items():
         if not name.startswith("conveyor-"):
@@ -109,36 +123,78 @@ def figures(results: dict[str, Any]) -> list[dict[str, Any]]:
             + (" each" if q > 1 else "")
         )
         v = tput(p)
-        add("throughput", label, v if v is not None else p.get("jobs_per_second"), "jobs/s",
-            {"Job (kcm defaults)": _ratio(v, tput(jd)), "Job (kcm tuned)": _ratio(v, tput(jt)),
-             "limit": _ratio(v, tput(lim))},
-            _incomplete(p))
+        add(
+            "throughput",
+            label,
+            v if v is not None else p.get("jobs_per_second"),
+            "jobs/s",
+            {
+                "Job (kcm defaults)": _ratio(v, tput(jd)),
+                "Job (kcm tuned)": _ratio(v, tput(jt)),
+                "limit": _ratio(v, tput(lim)),
+            },
+            _incomplete(p),
+        )
     if jd:
-        add("throughput", f"batch/v1 Job, kcm defaults: {jd['jobs']} Jobs", tput(jd) or jd.get("jobs_per_second"),
-            "jobs/s", {"limit": _ratio(tput(jd), tput(lim))},
-            jd.get("kcm_flags", "") + _incomplete(jd))
+        add(
+            "throughput",
+            f"batch/v1 Job, kcm defaults: {jd['jobs']} Jobs",
+            tput(jd) or jd.get("jobs_per_second"),
+            "jobs/s",
+            {"limit": _ratio(tput(jd), tput(lim))},
+            jd.get("kcm_flags", "") + _incomplete(jd),
+        )
     if jt:
-        add("throughput", f"batch/v1 Job, kcm tuned: {jt['jobs']} Jobs", tput(jt) or jt.get("jobs_per_second"),
-            "jobs/s", {"Job (kcm defaults)": _ratio(tput(jt), tput(jd)), "limit": _ratio(tput(jt), tput(lim))},
-            jt.get("kcm_flags", "") + _incomplete(jt))
+        add(
+            "throughput",
+            f"batch/v1 Job, kcm tuned: {jt['jobs']} Jobs",
+            tput(jt) or jt.get("jobs_per_second"),
+            "jobs/s",
+            {
+                "Job (kcm defaults)": _ratio(tput(jt), tput(jd)),
+                "limit": _ratio(tput(jt), tput(lim)),
+            },
+            jt.get("kcm_flags", "") + _incomplete(jt),
+        )
     if lim:
-        add("throughput", f"Limit: {lim['jobs']} bare pods from an async client", tput(lim) or lim.get("jobs_per_second"),
-            "pods/s", {}, _incomplete(lim))
+        add(
+            "throughput",
+            f"Limit: {lim['jobs']} bare pods from an async client",
+            tput(lim) or lim.get("jobs_per_second"),
+            "pods/s",
+            {},
+            _incomplete(lim),
+        )
 
     lc, lj = ph.get("latency-conveyor"), ph.get("latency-job")
-    for key, what in (("created_to_pod", "apply -> pod created"),
-                      ("pod_succeeded_to_done", "pod Succeeded -> job Succeeded")):
+    for key, what in (
+        ("created_to_pod", "apply -> pod created"),
+        ("pod_succeeded_to_done", "pod Succeeded -> job Succeeded"),
+    ):
         for pct in ("p50_ms", "p99_ms"):
             c = lc[key][pct] if lc else None
             j = lj[key][pct] if lj else None
             if lc:
-                add("latency", f"Conveyor {what}, {pct[:3]} ({lc['samples']} one at a time)", c, "ms",
-                    {"Job (kcm defaults)": _ratio(c, j)})
+                add(
+                    "latency",
+                    f"Conveyor {what}, {pct[:3]} ({lc['samples']} one at a time)",
+                    c,
+                    "ms",
+                    {"Job (kcm defaults)": _ratio(c, j)},
+                    "from the stored object (watch); kubectl's own time excluded"
+                    if key == "created_to_pod"
+                    else "",
+                )
             if lj:
                 add("latency", f"batch/v1 Job {what}, {pct[:3]}", j, "ms", {})
     if lc:
-        add("latency", "kubectl apply itself, p50 (not in the figures above)",
-            lc["kubectl_apply"]["p50_ms"], "ms", {})
+        add(
+            "latency",
+            "kubectl apply itself, p50 (not in the figures above)",
+            lc["kubectl_apply"]["p50_ms"],
+            "ms",
+            {},
+        )
 
     for name, p in ph.items():
         w = p.get("writes")
@@ -146,9 +202,11 @@ def figures(results: dict[str, Any]) -> list[dict[str, Any]]:
             continue
         base = {}
         if name.startswith("conveyor-"):
-            base = {"Job (kcm defaults)": _ratio(w["per_job"], (jd.get("writes") or {}).get("per_job")),
-                    "Job (kcm tuned)": _ratio(w["per_job"], (jt.get("writes") or {}).get("per_job")),
-                    "limit": _ratio(w["per_job"], (lim.get("writes") or {}).get("per_job"))}
+            base = {
+                "Job (kcm defaults)": _ratio(w["per_job"], (jd.get("writes") or {}).get("per_job")),
+                "Job (kcm tuned)": _ratio(w["per_job"], (jt.get("writes") or {}).get("per_job")),
+                "limit": _ratio(w["per_job"], (lim.get("writes") or {}).get("per_job")),
+            }
         noise = (p.get("background_writes") or {}).get("writes_per_second")
         note = f"status {w['status_per_job']}, events {w['events_per_job']}, other {w['other_per_job']}"
         if noise:
@@ -156,24 +214,39 @@ def figures(results: dict[str, Any]) -> list[dict[str, Any]]:
             note += f"; background {noise}/s before the phase (~{share:.0%} of these)"
         add("api-writes", f"API writes per job: {name}", w["per_job"], "writes", base, note)
 
-    c1 = next((p for n, p in ph.items() if n.startswith("conveyor-") and p.get("queues") == 1), None)
+    c1 = next(
+        (p for n, p in ph.items() if n.startswith("conveyor-") and p.get("queues") == 1), None
+    )
     c1 = c1 or next((p for n, p in ph.items() if n.startswith("conveyor-")), None)
     if c1 and c1.get("operator"):
         o = c1["operator"]
-        add("operator", f"Operator peak RSS, {c1['phase']} ({c1['jobs']} jobs existing at the end)",
-            _mib(o.get("peak_rss_bytes")), "MiB")
-        add("operator", f"Operator CPU seconds, {c1['phase']}", o.get("cpu_seconds"), "s",
+        add(
+            "operator",
+            f"Operator peak RSS, {c1['phase']} ({c1['jobs']} jobs existing at the end)",
+            _mib(o.get("peak_rss_bytes")),
+            "MiB",
+        )
+        add(
+            "operator",
+            f"Operator CPU seconds, {c1['phase']}",
+            o.get("cpu_seconds"),
+            "s",
             note=f"{_per_k(o.get('cpu_seconds'), c1['jobs'])} s per 1000 jobs; "
-                 f"{o.get('cpu_share_of_one_core')} of one core on average, "
-                 f"{o.get('busiest_5s_share_of_one_core')} in the busiest 5 s")
+            f"{o.get('cpu_share_of_one_core')} of one core on average, "
+            f"{o.get('busiest_5s_share_of_one_core')} in the busiest 5 s",
+        )
     r = ph.get("restart")
     if r:
-        add("operator", f"Operator restart -> first admission, {r['jobs_pending']} jobs pending",
-            r["seconds_to_first_admission"], "s",
+        add(
+            "operator",
+            f"Operator restart -> first admission, {r['jobs_pending']} jobs pending",
+            r["seconds_to_first_admission"],
+            "s",
             note=f"liveness after {r['seconds_to_liveness']} s; peak RSS "
-                 f"{_mib(r['operator']['peak_rss_bytes'])} MiB, "
-                 f"{r['operator']['cpu_seconds']} CPU s in the first "
-                 f"{r['seconds_to_first_admission'] + r['observed_seconds_after_first']:.0f} s")
+            f"{_mib(r['operator']['peak_rss_bytes'])} MiB, "
+            f"{r['operator']['cpu_seconds']} CPU s in the first "
+            f"{r['seconds_to_first_admission'] + r['observed_seconds_after_first']:.0f} s",
+        )
     del args
     return rows
 
@@ -197,7 +270,7 @@ def _per_k(v: float | None, n: int) -> float | None:
 
 def _fmt(v: Any) -> str:
     if v is None:
-        return "–"
+        return "-"
     if isinstance(v, float):
         return f"{v:,.2f}" if abs(v) < 100 else f"{v:,.0f}"
     return str(v)
@@ -209,8 +282,7 @@ def markdown(results: dict[str, Any]) -> str:
     rows = results["figures"]
     bases = ["Job (kcm defaults)", "Job (kcm tuned)", "limit"]
     out = [
-        f"Run {meta['started']} ({meta['duration_seconds'] / 60:.0f} min), "
-        f"`{meta['command']}`",
+        f"Run {meta['started']} ({meta['duration_seconds'] / 60:.0f} min), `{meta['command']}`",
         "",
         f"Machine: {m['cores']} cores ({m['cpu_model']}), {m['memory_gib']} GiB, kernel {m['kernel']}. "
         f"Kubernetes {v['kubernetes']}, {v['etcd']}, {v['kwok']}, Python {v['python']}, "
@@ -222,12 +294,20 @@ def markdown(results: dict[str, Any]) -> str:
         "|---|---:|" + "---:|" * len(bases) + "---|",
     ]
     for r in rows:
-        ratios = [_fmt(r["ratios"].get(b)) + ("x" if r["ratios"].get(b) is not None else "") for b in bases]
+        ratios = [
+            _fmt(r["ratios"].get(b)) + ("x" if r["ratios"].get(b) is not None else "")
+            for b in bases
+        ]
         out.append(
-            f"| {r['figure']} | {_fmt(r['value'])} {r['unit']} | " + " | ".join(ratios) + f" | {r['note']} |"
+            f"| {r['figure']} | {_fmt(r['value'])} {r['unit']} | "
+            + " | ".join(ratios)
+            + f" | {r['note']} |"
         )
-    out += ["", "Ratios divide this figure by the baseline's figure from the same run "
-            "(throughput: higher is better; latency and writes: lower is better)."]
+    out += [
+        "",
+        "Ratios divide this figure by the baseline's figure from the same run "
+        "(throughput: higher is better; latency and writes: lower is better).",
+    ]
 
     ph = results["phases"]
     tp = [n for n, p in ph.items() if p.get("writes")]
@@ -237,14 +317,21 @@ def markdown(results: dict[str, Any]) -> str:
             for k in ph[n]["writes"]["by_resource_verb_per_job"]:
                 if k not in labels:
                     labels.append(k)
-        out += ["", "#### API writes per job, by verb and resource (apiserver_request_total)", "",
-                "| write | " + " | ".join(tp) + " |", "|---|" + "---:|" * len(tp)]
+        out += [
+            "",
+            "#### API writes per job, by verb and resource (apiserver_request_total)",
+            "",
+            "| write | " + " | ".join(tp) + " |",
+            "|---|" + "---:|" * len(tp),
+        ]
         for k in labels:
             vals = [ph[n]["writes"]["by_resource_verb_per_job"].get(k) for n in tp]
             if all(x is None or x < 0.005 for x in vals):
                 continue
             out.append(f"| {k} | " + " | ".join(_fmt(x) if x else "" for x in vals) + " |")
-        out.append("| **total** | " + " | ".join(f"**{ph[n]['writes']['per_job']}**" for n in tp) + " |")
+        out.append(
+            "| **total** | " + " | ".join(f"**{ph[n]['writes']['per_job']}**" for n in tp) + " |"
+        )
 
     used = [n for n, p in ph.items() if p.get("usage")]
     if used:
@@ -253,8 +340,13 @@ def markdown(results: dict[str, Any]) -> str:
             for k in ph[n]["usage"]["cpu_seconds"]:
                 if k not in procs_:
                     procs_.append(k)
-        out += ["", "#### CPU seconds by process during each phase (share of one core in parentheses)", "",
-                "| process | " + " | ".join(used) + " |", "|---|" + "---:|" * len(used)]
+        out += [
+            "",
+            "#### CPU seconds by process during each phase (share of one core in parentheses)",
+            "",
+            "| process | " + " | ".join(used) + " |",
+            "|---|" + "---:|" * len(used),
+        ]
         for k in procs_:
             cells = []
             for n in used:
@@ -263,7 +355,11 @@ def markdown(results: dict[str, Any]) -> str:
                 share = u["cpu_share_of_one_core"].get(k)
                 cells.append("" if cpu is None else f"{cpu:.1f} ({share:.2f})")
             out.append(f"| {k} | " + " | ".join(cells) + " |")
-        out.append("| wall seconds | " + " | ".join(f"{ph[n]['usage']['wall_seconds']:.1f}" for n in used) + " |")
+        out.append(
+            "| wall seconds | "
+            + " | ".join(f"{ph[n]['usage']['wall_seconds']:.1f}" for n in used)
+            + " |"
+        )
 
     warnings = [f"{n}: {w}" for n, p in ph.items() for w in p.get("warnings") or []]
     warnings += meta.get("warnings", [])
@@ -287,7 +383,9 @@ def splice_docs(docs: Path, md: str) -> None:
     if docs.exists():
         text = docs.read_text()
         if BEGIN in text and END in text:
-            text = re.sub(re.escape(BEGIN) + r".*?" + re.escape(END), lambda _: block, text, flags=re.S)
+            text = re.sub(
+                re.escape(BEGIN) + r".*?" + re.escape(END), lambda _: block, text, flags=re.S
+            )
         else:
             text = text.rstrip() + "\n\n## Latest results\n\n" + block + "\n"
     else:
@@ -296,7 +394,9 @@ def splice_docs(docs: Path, md: str) -> None:
 
 
 def server_version(kubeconfig: str) -> dict[str, Any]:
-    out = run([binary("kubectl"), f"--kubeconfig={kubeconfig}", "version", "-o", "json"], check=False)
+    out = run(
+        [binary("kubectl"), f"--kubeconfig={kubeconfig}", "version", "-o", "json"], check=False
+    )
     try:
         return dict(json.loads(out).get("serverVersion") or {})
     except ValueError:

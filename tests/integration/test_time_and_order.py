@@ -76,10 +76,11 @@ def test_a_delay_survives_an_operator_restart(
     jobs: Jobs, conveyor_operator: OperatorProcess
 ) -> None:
     """The wake-up is recomputed from the status after a restart."""
-    start_at = time.time() + 5
+    start_at = time.time() + 10
     jobs.create("patient", "true", startAt=_rfc3339(start_at))
     jobs.wait("patient", lambda s: s.get("phase") == "Delayed", desc="delayed")
     conveyor_operator.restart()
+    assert time.time() < start_at - 1, "the restart took too long for this test to mean much"
     jobs.wait_phase("patient", "Succeeded", timeout=30)
     lateness = _created_at(jobs, "patient-1") - start_at
     assert 0 <= lateness < 1.0
@@ -167,31 +168,33 @@ def test_runs_missed_while_the_operator_was_down_follow_the_policy(
     wait_for(lambda: len(_runs(jobs, name)) >= 1, timeout=30, desc="a first run")
     conveyor_operator.kill()
     try:
-        last = parse_time(jobs.status(name)["lastScheduleTime"])
+        before = {r["metadata"]["name"] for r in _runs(jobs, name)}
+        last = max(int(n.rsplit("-", 1)[1]) for n in before)
         resume_at = last + 3 * 3 + 1.5  # three scheduled times pass while it is down
         _wait_until(resume_at)
+        assert {r["metadata"]["name"] for r in _runs(jobs, name)} == before
     finally:
         conveyor_operator.start()
-    before = {r["metadata"]["name"] for r in _runs(jobs, name)}
-    missed = [f"{name}-{int(last) + 3 * k}" for k in (1, 2, 3)]
-    assert not set(missed) & before
+    missed_times = [last + 3 * k for k in (1, 2, 3)]
 
-    def created_after_restart() -> set[str]:
-        return {r["metadata"]["name"] for r in _runs(jobs, name)} - before
+    def created_after_restart() -> list[int]:
+        names = {r["metadata"]["name"] for r in _runs(jobs, name)} - before
+        return sorted(int(n.rsplit("-", 1)[1]) for n in names)
 
-    status = jobs.wait(
-        name,
-        lambda s: parse_time(s["lastScheduleTime"]) >= last + 9 or policy == "Skip",
-        desc="caught up",
-    )
-    new = created_after_restart()
+    # The catch-up happens whenever the restarted operator gets to it, so on-time runs may
+    # follow; what each policy decides shows in which of the missed times were created.
+    created = wait_for(created_after_restart, timeout=30, desc="runs after the restart")
     if expected == "all":
-        assert set(missed) <= new
+        wait_for(
+            lambda: set(missed_times) <= set(created_after_restart()),
+            timeout=10,
+            desc=f"every missed run of {missed_times}",
+        )
     elif expected == "latest":
-        assert missed[-1] in new and not set(missed[:-1]) & new
+        assert created[0] >= missed_times[-1], (missed_times, created)
     else:
-        assert not set(missed) & new
-    assert status["nextScheduleTime"]
+        assert not set(missed_times) & set(created), (missed_times, created)
+    assert jobs.status(name)["nextScheduleTime"]
 
 
 def test_an_invalid_schedule_is_reported_not_crashed_on(jobs: Jobs) -> None:

@@ -1,0 +1,108 @@
+"""The installed chart, looked at the way its user would: pods, RBAC, metrics, kubectl explain."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import pytest
+
+from tests.cluster.fixtures import KubeCluster
+from tests.e2e.conftest import Release, split_image
+from tests.e2e.test_chart import OPERATOR_RULES
+
+pytestmark = pytest.mark.cluster
+
+
+def test_operator_pod_runs_the_image_as_uid_10001(release: Release) -> None:
+    """One ready operator pod, of the image asked for, non-root, never restarted."""
+    pods = release.operator_pods()
+    assert len(pods) == 1
+    pod = pods[0]
+    container = pod["spec"]["containers"][0]
+    assert container["image"] == release.image
+    assert split_image(release.image)[1] != "latest"
+    status = pod["status"]["containerStatuses"][0]
+    assert status["ready"] is True
+    assert status["restartCount"] == 0, release.operator_log()
+    assert pod["spec"]["securityContext"]["runAsUser"] == 10001
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert f"--namespace={release.watched[0]}" in container["args"]
+
+
+def test_metrics_are_served_on_the_metrics_service(
+    release: Release, kubectl: Callable[..., str]
+) -> None:
+    """The Service's `metrics` port answers with Prometheus text (through the API server proxy)."""
+    service = f"{release.name}-metrics"
+    ports = json.loads(kubectl("get", "svc", service, "-n", release.namespace, "-o", "json"))
+    assert ports["spec"]["ports"][0]["name"] == "metrics"
+    assert ports["spec"]["ports"][0]["port"] == 9090
+    text = kubectl(
+        "get",
+        "--raw",
+        f"/api/v1/namespaces/{release.namespace}/services/{service}:metrics/proxy/metrics",
+    )
+    assert "conveyor_work_queue_depth" in text
+    assert "# TYPE conveyor_attempts_started_total counter" in text
+
+
+def test_service_account_may_do_exactly_what_the_operator_needs(
+    release: Release, kubectl: Callable[..., str]
+) -> None:
+    """`kubectl auth can-i` as the operator: yes in its namespace, no elsewhere or beyond."""
+    account = f"system:serviceaccount:{release.namespace}:{release.name}"
+    watched = release.watched[0]
+
+    def can(verb: str, resource: str, namespace: str | None = watched, sub: str = "") -> bool:
+        args = ["auth", "can-i", verb, resource, "--as", account]
+        args += ["-n", namespace] if namespace else []
+        args += ["--subresource", sub] if sub else []
+        proc = release.cluster.kubectl(*args, check=False)
+        return proc.stdout.strip() == "yes"
+
+    for (group, resource), verbs in OPERATOR_RULES.items():
+        base, _, sub = resource.partition("/")
+        name = f"{base}.{group}" if group else base
+        for verb in verbs:
+            assert can(verb, name, sub=sub), f"the operator may not {verb} {resource} in {watched}"
+    assert can("list", "priorityclasses.scheduling.k8s.io", None)
+    assert can("watch", "priorityclasses.scheduling.k8s.io", None)
+    # nothing more
+    for verb, resource in [
+        ("update", "pods"),
+        ("patch", "pods"),
+        ("get", "secrets"),
+        ("list", "configmaps"),
+        ("update", "backgroundjobs.conveyor.dev"),
+        ("patch", "backgroundjobs.conveyor.dev"),
+        ("delete", "jobqueues.conveyor.dev"),
+        ("create", "jobqueues.conveyor.dev"),
+        ("delete", "events"),
+        ("create", "priorityclasses.scheduling.k8s.io"),
+    ]:
+        assert not can(verb, resource), f"the operator may {verb} {resource}: more than it needs"
+    # nor anything in a namespace it does not watch
+    assert not can("create", "pods", release.namespace)
+    assert not can("list", "backgroundjobs.conveyor.dev", "default")
+
+
+def test_kubectl_explain_documents_the_api(kubectl: Callable[..., str], release: Release) -> None:
+    """`kubectl explain` shows the fields and their descriptions from the chart's CRDs."""
+    out = kubectl("explain", "backgroundjob.spec.retry.backoff")
+    assert "initialDelaySeconds" in out and "jitter" in out
+    assert "Exponential" in out
+    out = kubectl("explain", "bgj.spec.dependsOn")
+    assert "DependencyFailed" in out
+    out = kubectl("explain", "jq.spec.rateLimit")
+    assert "periodSeconds" in out
+    resources = kubectl("api-resources", "--api-group=conveyor.dev", "-o", "wide")
+    assert "bgj" in resources and "jq" in resources and "conveyor" in resources
+
+
+def test_category_lists_both_kinds(
+    kube_cluster: KubeCluster, release: Release, kubectl: Callable[..., str]
+) -> None:
+    """`kubectl get conveyor` (the CRDs' category) answers, even when empty."""
+    out = kube_cluster.kubectl("get", "conveyor", "-n", release.watched[0], check=False)
+    assert out.returncode == 0, out.stderr
