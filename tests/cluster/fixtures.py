@@ -14,6 +14,7 @@ Fixtures:
 The ``kubernetes`` package is imported lazily, so loading this plugin costs
 nothing for tests that do not use these fixtures.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -42,17 +43,21 @@ T = TypeVar("T")
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "cluster: needs a real Kubernetes cluster (tests/cluster/up.sh)")
+        "markers", "cluster: needs a real Kubernetes cluster (tests/cluster/up.sh)"
+    )
 
 
 class KubectlError(subprocess.CalledProcessError):
     def __str__(self) -> str:
-        return (f"kubectl {' '.join(self.cmd[1:])} exited {self.returncode}:\n"
-                f"{(self.stderr or '').strip() or (self.output or '').strip()}")
+        return (
+            f"kubectl {' '.join(self.cmd[1:])} exited {self.returncode}:\n"
+            f"{(self.stderr or '').strip() or (self.output or '').strip()}"
+        )
 
 
-def wait_for(fn: Callable[[], T], timeout: float = 60, interval: float = 0.25,
-             desc: str = "condition") -> T:
+def wait_for(
+    fn: Callable[[], T], timeout: float = 60, interval: float = 0.25, desc: str = "condition"
+) -> T:
     """Call fn until it returns something truthy; return that. Exceptions count as 'not yet'."""
     deadline = time.monotonic() + timeout
     last: Any = None
@@ -80,6 +85,7 @@ class KubeCluster:
     def api_client(self):
         if self._api_client is None:
             from kubernetes import config
+
             self._api_client = config.new_client_from_config(config_file=self.kubeconfig)
         return self._api_client
 
@@ -90,11 +96,13 @@ class KubeCluster:
     @property
     def core(self):
         from kubernetes import client
+
         return client.CoreV1Api(self.api_client)
 
     def client_for_token(self, token: str):
         """An ApiClient that authenticates with a bearer token (e.g. a ServiceAccount's)."""
         from kubernetes import client
+
         base = self.api_client.configuration
         cfg = client.Configuration()
         cfg.host = base.host
@@ -114,11 +122,13 @@ class KubeCluster:
             raise RuntimeError("kubectl not found (run tests/cluster/up.sh or put kubectl on PATH)")
         return found
 
-    def kubectl(self, *args: str, input: str | None = None, timeout: float = 120,
-                check: bool = True) -> subprocess.CompletedProcess:
+    def kubectl(
+        self, *args: str, input: str | None = None, timeout: float = 120, check: bool = True
+    ) -> subprocess.CompletedProcess:
         cmd = [self.kubectl_path, "--kubeconfig", self.kubeconfig, *args]
-        proc = subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=timeout,
-                              check=False)
+        proc = subprocess.run(
+            cmd, input=input, capture_output=True, text=True, timeout=timeout, check=False
+        )
         if check and proc.returncode != 0:
             raise KubectlError(proc.returncode, cmd, proc.stdout, proc.stderr)
         return proc
@@ -126,8 +136,9 @@ class KubeCluster:
     # -- waiting -----------------------------------------------------------
     wait_for = staticmethod(wait_for)
 
-    def wait_for_pod_phase(self, namespace: str, name: str, phases: Iterable[str],
-                           timeout: float = 120):
+    def wait_for_pod_phase(
+        self, namespace: str, name: str, phases: Iterable[str], timeout: float = 120
+    ):
         """Wait until the pod is in one of ``phases``; fail early if it ends in another phase."""
         wanted = set(phases)
         terminal = {"Succeeded", "Failed"}
@@ -143,7 +154,8 @@ class KubeCluster:
             if phase in terminal:
                 raise AssertionError(
                     f"pod {namespace}/{name} ended {phase}, wanted {sorted(wanted)}:\n"
-                    f"{self.describe_pod(namespace, name)}")
+                    f"{self.describe_pod(namespace, name)}"
+                )
             return None
 
         deadline = time.monotonic() + timeout
@@ -152,9 +164,11 @@ class KubeCluster:
             if result is not None:
                 return result
             if time.monotonic() >= deadline:
-                raise TimeoutError(f"pod {namespace}/{name} not {sorted(wanted)} after {timeout}s "
-                                   f"(phase {pod.status.phase if pod else None}):\n"
-                                   f"{self.describe_pod(namespace, name)}")
+                raise TimeoutError(
+                    f"pod {namespace}/{name} not {sorted(wanted)} after {timeout}s "
+                    f"(phase {pod.status.phase if pod else None}):\n"
+                    f"{self.describe_pod(namespace, name)}"
+                )
             time.sleep(0.25)
 
     def describe_pod(self, namespace: str, name: str) -> str:
@@ -165,8 +179,12 @@ class KubeCluster:
     def import_image(self, *args: str) -> str:
         """Run tests/cluster/import-image.sh (local cluster only), e.g.
         ``import_image("--rootfs", d, "--name", "conveyor.local/app:0.1", "--cmd", '["/app"]')``."""
-        proc = subprocess.run(["bash", str(CLUSTER_SCRIPTS / "import-image.sh"), *args],
-                              capture_output=True, text=True, check=False)
+        proc = subprocess.run(
+            ["bash", str(CLUSTER_SCRIPTS / "import-image.sh"), *args],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if proc.returncode != 0:
             raise RuntimeError(f"import-image.sh failed:\n{proc.stdout}{proc.stderr}")
         return proc.stdout
@@ -175,6 +193,7 @@ class KubeCluster:
 def _cluster_answers(kubeconfig: str) -> bool:
     try:
         from kubernetes import client, config
+
         api = config.new_client_from_config(config_file=kubeconfig)
         try:
             # /version through the generated client: ApiClient.call_api's
@@ -188,17 +207,26 @@ def _cluster_answers(kubeconfig: str) -> bool:
 
 def _start_local_cluster() -> str:
     if os.geteuid() != 0:
-        pytest.skip("no reachable cluster in $KUBECONFIG, and starting one "
-                    "(tests/cluster/up.sh) needs root")
+        pytest.skip(
+            "no reachable cluster in $KUBECONFIG, and starting one (tests/cluster/up.sh) needs root"
+        )
     up = CLUSTER_SCRIPTS / "up.sh"
     with UP_LOG.open("w") as log:
         # up.sh's daemons detach and close our pipes, so this returns when up.sh does.
-        proc = subprocess.run(["bash", str(up)], stdout=log, stderr=subprocess.STDOUT,
-                              stdin=subprocess.DEVNULL, check=False)
+        proc = subprocess.run(
+            ["bash", str(up)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
     if proc.returncode != 0:
         tail = UP_LOG.read_text(errors="replace").splitlines()[-40:]
-        pytest.fail(f"tests/cluster/up.sh failed (exit {proc.returncode}, log {UP_LOG}):\n"
-                    + "\n".join(tail), pytrace=False)
+        pytest.fail(
+            f"tests/cluster/up.sh failed (exit {proc.returncode}, log {UP_LOG}):\n"
+            + "\n".join(tail),
+            pytrace=False,
+        )
     return str(STATE_DIR / "kubeconfig")
 
 
@@ -207,8 +235,11 @@ def kube_cluster() -> Iterator[KubeCluster]:
     pytest.importorskip("kubernetes", reason="pip install kubernetes to run cluster tests")
     env_kubeconfig = os.environ.get("KUBECONFIG", "")
     started = False
-    if env_kubeconfig and all(Path(p).is_file() for p in env_kubeconfig.split(os.pathsep) if p) \
-            and _cluster_answers(env_kubeconfig):
+    if (
+        env_kubeconfig
+        and all(Path(p).is_file() for p in env_kubeconfig.split(os.pathsep) if p)
+        and _cluster_answers(env_kubeconfig)
+    ):
         kubeconfig = env_kubeconfig
     else:
         kubeconfig = _start_local_cluster()
@@ -227,6 +258,7 @@ def kube_cluster() -> Iterator[KubeCluster]:
     if bin_dir and bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
     from kubernetes import config
+
     config.load_kube_config(config_file=kubeconfig)  # for code that uses client.XxxApi() directly
     cluster = KubeCluster(kubeconfig=kubeconfig, bin_dir=bin_dir, started_by_us=started)
     try:
@@ -253,15 +285,24 @@ def namespace(kube_cluster: KubeCluster, request: pytest.FixtureRequest) -> Iter
 
     core = kube_cluster.core
     name = _namespace_name(request.node.nodeid)
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(
-        name=name, labels={"conveyor.test/managed": "true"})))
+    core.create_namespace(
+        client.V1Namespace(
+            metadata=client.V1ObjectMeta(name=name, labels={"conveyor.test/managed": "true"})
+        )
+    )
     try:
         # Pods need the default ServiceAccount and the kube-root-ca.crt ConfigMap
         # (projected token volume); both are created by the controller-manager.
-        wait_for(lambda: core.read_namespaced_service_account("default", name), timeout=60,
-                 desc=f"ServiceAccount {name}/default")
-        wait_for(lambda: core.read_namespaced_config_map("kube-root-ca.crt", name), timeout=60,
-                 desc=f"ConfigMap {name}/kube-root-ca.crt")
+        wait_for(
+            lambda: core.read_namespaced_service_account("default", name),
+            timeout=60,
+            desc=f"ServiceAccount {name}/default",
+        )
+        wait_for(
+            lambda: core.read_namespaced_config_map("kube-root-ca.crt", name),
+            timeout=60,
+            desc=f"ConfigMap {name}/kube-root-ca.crt",
+        )
         yield name
     finally:
         try:
@@ -275,4 +316,5 @@ def namespace(kube_cluster: KubeCluster, request: pytest.FixtureRequest) -> Iter
 def kubectl(kube_cluster: KubeCluster) -> Callable[..., str]:
     def run(*args: str, input: str | None = None, timeout: float = 120) -> str:
         return kube_cluster.kubectl(*args, input=input, timeout=timeout).stdout
+
     return run

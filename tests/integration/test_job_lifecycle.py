@@ -79,8 +79,7 @@ def test_exhausted_attempts_fail_the_job_with_exit_code_and_log_tail(
     """Every attempt exits 7: the job fails after maxAttempts with the evidence recorded."""
     jobs.create(
         "doomed",
-        'for i in $(seq 1 50); do echo "line $i"; done; '
-        'echo "boom on $CONVEYOR_ATTEMPT"; exit 7',
+        'for i in $(seq 1 50); do echo "line $i"; done; echo "boom on $CONVEYOR_ATTEMPT"; exit 7',
         retry={"maxAttempts": 2, "backoff": {"strategy": "Fixed", "initialDelaySeconds": 1}},
     )
     status = jobs.wait_phase("doomed", "Failed")

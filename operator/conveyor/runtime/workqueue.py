@@ -5,7 +5,9 @@ such requests for the same key collapse into one pass. A key re-added while
 a worker is processing it is processed once more after that worker finishes,
 so the latest state is always looked at, and never concurrently. This is the
 shape of client-go's workqueue, and what lets the reconcilers read the
-indices without locks.
+indices without locks. A key whose reconcile fails is retried with
+exponential backoff (1s, 2s, 4s ... 60s), so a persistent error (a
+forbidden namespace, an API outage) does not become a busy loop.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ class WorkQueue:
         self._queued: set[Hashable] = set()
         self._processing: set[Hashable] = set()
         self._dirty: set[Hashable] = set()
+        self._failures: dict[Hashable, int] = {}
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
@@ -57,16 +60,24 @@ class WorkQueue:
             self._processing.add(key)
             try:
                 await self._handler(key)
+                self._failures.pop(key, None)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("reconciling %s failed; it will be retried", key)
-                self._retry_later(key)
+            except Exception as error:
+                failures = self._failures[key] = self._failures.get(key, 0) + 1
+                delay = min(60.0, 0.5 * 2**failures)
+                if failures == 1:
+                    log.exception("reconciling %s failed; retrying in %.0fs", key, delay)
+                else:
+                    log.error(
+                        "reconciling %s failed again (%r); retrying in %.0fs", key, error, delay
+                    )
+                self._retry_later(key, delay)
             finally:
                 self._processing.discard(key)
                 if key in self._dirty:
                     self._dirty.discard(key)
                     self.add(key)
 
-    def _retry_later(self, key: Hashable) -> None:
-        asyncio.get_running_loop().call_later(2.0, self.add, key)
+    def _retry_later(self, key: Hashable, delay: float) -> None:
+        asyncio.get_running_loop().call_later(delay, self.add, key)

@@ -13,6 +13,7 @@ loaded with `ctr -n k8s.io images import` (see import-image.sh) or with
 --entrypoint and --cmd take a JSON list (`'["/bin/sh","-c"]'`); a plain
 string is treated as a one-element list.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -126,14 +127,17 @@ def build(args: argparse.Namespace) -> str:
         }
         config_bytes = json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
         config_digest = hashlib.sha256(config_bytes).hexdigest()
-        manifest = [{
-            "Config": f"{config_digest}.json",
-            "RepoTags": args.name,
-            "Layers": [f"{diff_id}/layer.tar"],
-        }]
+        manifest = [
+            {
+                "Config": f"{config_digest}.json",
+                "RepoTags": args.name,
+                "Layers": [f"{diff_id}/layer.tar"],
+            }
+        ]
 
         out_tmp = output.with_name(output.name + ".tmp")
         with tarfile.open(out_tmp, "w", format=tarfile.PAX_FORMAT) as out:
+
             def add_bytes(name: str, data: bytes) -> None:
                 info = tarfile.TarInfo(name)
                 info.size = len(data)
@@ -159,14 +163,18 @@ def build(args: argparse.Namespace) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--rootfs", help="root filesystem directory")
     src.add_argument("--rootfs-tar", help="root filesystem tarball (plain, gzip or xz)")
-    p.add_argument("--name", action="append", required=True,
-                   help="image reference with an explicit tag, e.g. conveyor.local/app:0.1 "
-                   "(repeatable)")
+    p.add_argument(
+        "--name",
+        action="append",
+        required=True,
+        help="image reference with an explicit tag, e.g. conveyor.local/app:0.1 (repeatable)",
+    )
     p.add_argument("--output", required=True, help="archive to write")
     p.add_argument("--entrypoint")
     p.add_argument("--cmd")
