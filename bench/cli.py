@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import cluster, phases, report
+from bench import cluster, phases, report, workloads
 from bench.cluster import ROOT, Kwok, log
 from bench.kube import Kube
 
@@ -81,8 +81,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=DEFAULT_TUNED,
         help=f"controller-manager flags of the tuned Job baseline ({DEFAULT_TUNED})",
     )
+    p.add_argument(
+        "--pod-timeline",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also watch the pods of Job and Conveyor phases, to show where they wait (on)",
+    )
+    p.add_argument(
+        "--bypass-scheduler",
+        action="store_true",
+        help="set spec.nodeName in every pod template: pods skip kube-scheduler",
+    )
     p.add_argument("--fake-nodes", type=int, default=4, help="kwok nodes (4)")
-    p.add_argument("--phase-timeout", type=float, default=3600, help="per phase, s (3600)")
+    p.add_argument("--phase-timeout", type=float, default=7200, help="per phase, s (7200)")
     p.add_argument(
         "--noise-window",
         type=float,
@@ -133,6 +144,7 @@ def is_full_size(args: argparse.Namespace) -> bool:
         and args.phase_list == ALL_PHASES
         and args.fail_percent == 0
         and not args.run_for
+        and not args.bypass_scheduler
     )
 
 
@@ -174,6 +186,8 @@ async def run(args: argparse.Namespace, argv: list[str]) -> int:
             kube=kube, kubeconfig=args.kubeconfig, args=args, log_dir=log_dir, kwok=kwok
         )
         await kwok.start()
+        if args.bypass_scheduler:
+            workloads.bind_directly(kwok.nodes)
         ctx.own_pids.add(kwok.pid or 0)
         n = args.jobs
         try:
@@ -216,7 +230,7 @@ async def run(args: argparse.Namespace, argv: list[str]) -> int:
             for name, fn in plan:
                 try:
                     results["phases"][name] = await fn()
-                except phases.PhaseAborted as e:
+                except phases.PhaseAbortedError as e:
                     log(f"phase {name} aborted: {e}")
                     results["meta"]["warnings"].append(f"phase {name} aborted: {e}")
                     if "restarted" in str(e):

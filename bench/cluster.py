@@ -18,6 +18,9 @@ BENCH = ROOT / "bench"
 STATE = Path(os.environ.get("CONVEYOR_CLUSTER_DIR", "/var/lib/conveyor-cluster"))
 CLUSTER_BIN = STATE / "bin"
 
+BENCH_STATE = Path(os.environ.get("CONVEYOR_BENCH_STATE", "/tmp/conveyor-bench"))
+KWOK_PID = BENCH_STATE / "kwok.pid"
+
 FAKE_NODE_LABEL = "bench.conveyor.dev/fake-node"
 FAKE_TAINT_KEY = "kwok.x-k8s.io/node"
 
@@ -68,6 +71,7 @@ class Kwok:
 
     async def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        stop_stale_kwok()
         cmd = [
             binary("kwok"),
             f"--kubeconfig={self.kubeconfig}",
@@ -79,13 +83,15 @@ class Kwok:
         ]
         log(f"starting kwok (log {self.log_path})")
         with self.log_path.open("ab") as out:
-            self.proc = subprocess.Popen(
+            self.proc = subprocess.Popen(  # noqa: ASYNC220 - a daemon, not waited for
                 cmd,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
+        KWOK_PID.parent.mkdir(parents=True, exist_ok=True)
+        KWOK_PID.write_text(str(self.proc.pid))
         await asyncio.sleep(1)
         if self.proc.poll() is not None:
             raise RuntimeError(f"kwok exited at once:\n{self.log_path.read_text()[-2000:]}")
@@ -133,7 +139,7 @@ class Kwok:
         for name in self.nodes:
             try:
                 await self.kube.request("DELETE", f"/api/v1/nodes/{name}", ok=(404,))
-            except Exception as e:  # noqa: BLE001 - best effort on the way out
+            except Exception as e:  # best effort on the way out
                 log(f"could not delete node {name}: {e}")
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -143,10 +149,28 @@ class Kwok:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
+        KWOK_PID.unlink(missing_ok=True)
 
     def check(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
             raise RuntimeError(f"kwok is not running (log {self.log_path})")
+
+
+def stop_stale_kwok() -> None:
+    """A kwok left by a benchmark that was killed: its pid file names it."""
+    try:
+        pid = int(KWOK_PID.read_text().strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return
+    if b"kwok" in cmdline and str(BENCH / "kwok" / "stages.yaml").encode() in cmdline:
+        log(f"stopping kwok left by an earlier run (pid {pid})")
+        os.kill(pid, signal.SIGTERM)
+        for _ in range(50):
+            if not Path(f"/proc/{pid}").exists():
+                break
+            time.sleep(0.1)
+    KWOK_PID.unlink(missing_ok=True)
 
 
 def pod_placement() -> dict[str, Any]:
@@ -194,7 +218,7 @@ COLLECTIONS = (
 )
 
 
-async def delete_namespace(kube: Kube, name: str, *, timeout: float = 900) -> None:
+async def delete_namespace(kube: Kube, name: str, *, within: float = 900) -> None:
     """Delete what the phase made (collections first: the namespace controller
     works through the controller-manager's small API budget), then the
     namespace, and wait until it is gone."""
@@ -207,14 +231,14 @@ async def delete_namespace(kube: Kube, name: str, *, timeout: float = 900) -> No
                 "DELETE",
                 path.format(ns=name),
                 params={"gracePeriodSeconds": "0", "propagationPolicy": "Background"},
-                timeout=300,
+                seconds=300,
                 ok=(404,),
             )
         except ApiError as e:
             log(f"deleting {path.format(ns=name)}: {e}")
     await kube.request("DELETE", f"/api/v1/namespaces/{name}", ok=(404, 409))
     while await kube.exists(f"/api/v1/namespaces/{name}"):
-        if time.monotonic() - t0 > timeout:
-            raise RuntimeError(f"namespace {name} still exists after {timeout:.0f}s")
+        if time.monotonic() - t0 > within:
+            raise RuntimeError(f"namespace {name} still exists after {within:.0f}s")
         await asyncio.sleep(1)
     log(f"namespace {name} deleted ({time.monotonic() - t0:.0f}s)")

@@ -91,7 +91,7 @@ class Kube:
         body: Any = None,
         params: dict[str, str] | None = None,
         content_type: str = "application/json",
-        timeout: float = 60,
+        seconds: float = 60,
         ok: tuple[int, ...] = (),
     ) -> Any:
         """One call; returns the parsed JSON (or text). Raises ApiError on an
@@ -104,7 +104,7 @@ class Kube:
             data=data,
             params=params,
             headers=headers,
-            timeout=aiohttp.ClientTimeout(total=timeout),
+            timeout=aiohttp.ClientTimeout(total=seconds),
         ) as resp:
             text = await resp.text()
             if resp.status in ok:
@@ -129,7 +129,7 @@ class Kube:
                     return False
                 if e.status not in RETRY_STATUS or attempt == attempts - 1:
                     raise
-            except (aiohttp.ClientError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError):
                 if attempt == attempts - 1:
                     raise
             await asyncio.sleep(delay)
@@ -154,7 +154,7 @@ class Kube:
             query["continue"] = cont
 
     async def metrics(self) -> str:
-        text: str = await self.get("/metrics", timeout=30)
+        text: str = await self.get("/metrics", seconds=30)
         return text
 
     async def watch(
@@ -209,7 +209,7 @@ class Kube:
                             on_event(kind, obj)
             except asyncio.CancelledError:
                 raise
-            except (aiohttp.ClientError, asyncio.TimeoutError, ApiError, ValueError):
+            except (TimeoutError, aiohttp.ClientError, ApiError, ValueError):
                 await asyncio.sleep(0.5)
 
 

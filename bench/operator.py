@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import procs
-from bench.cluster import ROOT, log
+from bench.cluster import ROOT
 
 
 def free_port() -> int:
@@ -76,17 +77,15 @@ class Operator:
         except OSError:
             return False
 
-    async def wait_healthy(self, timeout: float = 120) -> float:
+    async def wait_healthy(self, within: float = 120) -> float:
         """Seconds from spawn until the liveness endpoint answers."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within
         while time.monotonic() < deadline:
             self.check()
             if await asyncio.to_thread(self.healthy):
                 return time.monotonic() - self.started_at
             await asyncio.sleep(0.1)
-        raise RuntimeError(
-            f"the operator is not healthy after {timeout:.0f}s (log {self.log_path})"
-        )
+        raise RuntimeError(f"the operator is not healthy after {within:.0f}s (log {self.log_path})")
 
     def check(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
@@ -123,10 +122,8 @@ def operator_metric(text: str, name: str) -> dict[str, float]:
     for line in text.splitlines():
         if line.startswith(name + "{") or line.startswith(name + " "):
             key, _, value = line.rpartition(" ")
-            try:
+            with contextlib.suppress(ValueError):
                 out[key[len(name) :]] = float(value)
-            except ValueError:
-                pass
     return out
 
 
@@ -145,6 +142,8 @@ class Sampler:
         self._task: asyncio.Task[None] | None = None
         self.t0 = 0.0
         self.t1 = 0.0
+        self.machine0 = 0.0
+        self.load0 = 0.0
 
     def add(self, name: str, pid: int | None) -> None:
         if pid:
@@ -181,21 +180,26 @@ class Sampler:
 
     def start(self) -> None:
         self.t0 = time.monotonic()
+        self.machine0 = procs.machine_busy_seconds()
+        self.load0 = os.getloadavg()[0]
         self.sample()
         self._task = asyncio.create_task(self._run())
 
     async def stop(self) -> dict[str, Any]:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
         self.sample()
         self.t1 = time.monotonic()
         wall = self.t1 - self.t0
+        machine = procs.machine_busy_seconds() - self.machine0
+        ours = sum(self.cpu[k] - self.cpu0[k] for k in self.cpu)
         return {
             "wall_seconds": round(wall, 2),
+            "machine_busy_cores": round(machine / wall, 2) if wall > 0 else None,
+            "untracked_busy_cores": round(max(machine - ours, 0) / wall, 2) if wall > 0 else None,
+            "load_average_1m": [round(self.load0, 2), round(os.getloadavg()[0], 2)],
             "cpu_seconds": {k: round(self.cpu[k] - self.cpu0[k], 2) for k in self.cpu},
             "cpu_share_of_one_core": {
                 k: round((self.cpu[k] - self.cpu0[k]) / wall, 3) if wall > 0 else None

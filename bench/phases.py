@@ -22,7 +22,7 @@ import yaml
 
 from bench import procs, workloads
 from bench.cluster import Kwok, binary, create_namespace, delete_namespace, kcm, kcm_flags, log
-from bench.kube import Kube, parse_request_totals, write_diff
+from bench.kube import Kube, parse_request_totals, resource_label, write_diff
 from bench.operator import Operator, Sampler, operator_metric
 
 PREFIX = "bench-"
@@ -41,7 +41,7 @@ class Ctx:
         return f"{PREFIX}{phase}"
 
 
-class PhaseAborted(RuntimeError):
+class PhaseAbortedError(RuntimeError):
     pass
 
 
@@ -120,6 +120,47 @@ def percentile(values: list[float], p: float) -> float | None:
     return ordered[rank - 1]
 
 
+class PodTimeline:
+    """When each pod was first seen created, bound to a node (the scheduler),
+    running and finished (kwok): shows which stage of the pipeline pods wait in."""
+
+    STAGES = ("created", "bound", "running", "finished")
+
+    def __init__(self) -> None:
+        self.at: dict[str, dict[str, float]] = {}
+
+    def on_event(self, kind: str, obj: dict[str, Any], now: float) -> None:
+        if kind == "DELETED":
+            return
+        name = obj["metadata"]["name"]
+        marks = self.at.setdefault(name, {})
+        marks.setdefault("created", now)
+        if (obj.get("spec") or {}).get("nodeName"):
+            marks.setdefault("bound", now)
+        phase = (obj.get("status") or {}).get("phase")
+        if phase in ("Running", "Succeeded", "Failed"):
+            marks.setdefault("running", now)
+        if phase in ("Succeeded", "Failed"):
+            marks.setdefault("finished", now)
+
+    def summary(self, t0: float) -> dict[str, Any]:
+        out: dict[str, Any] = {"pods": len(self.at)}
+        for a, b in zip(self.STAGES, self.STAGES[1:], strict=False):
+            lags = [m[b] - m[a] for m in self.at.values() if a in m and b in m]
+            out[f"{a}_to_{b}_ms"] = {
+                "p50": _ms(percentile(lags, 50)),
+                "p99": _ms(percentile(lags, 99)),
+            }
+        for stage in self.STAGES:
+            times = sorted(m[stage] - t0 for m in self.at.values() if stage in m)
+            out[f"last_{stage}_s"] = round(times[-1], 2) if times else None
+        return out
+
+
+def _ms(v: float | None) -> float | None:
+    return None if v is None else round(1000 * v, 1)
+
+
 def control_plane_pids(ctx: Ctx) -> dict[str, int | None]:
     pids: dict[str, int | None] = {c: procs.component_pid(c) for c in procs.COMPONENTS}
     pids["kwok"] = ctx.kwok.pid
@@ -129,8 +170,6 @@ def control_plane_pids(ctx: Ctx) -> dict[str, int | None]:
 
 def writes_summary(diff: dict[tuple[str, str, str, str], float], n: int) -> dict[str, Any]:
     """API writes per job, by resource and verb, with status and events apart."""
-    from bench.kube import resource_label
-
     total = sum(diff.values())
     status = sum(v for k, v in diff.items() if k[2] == "status")
     events = sum(v for k, v in diff.items() if k[1] == "events")
@@ -179,7 +218,7 @@ async def wait_for_exclusive(ctx: Ctx, namespaces: list[str]) -> None:
         if not others:
             return
         if time.monotonic() > deadline:
-            raise PhaseAborted(
+            raise PhaseAbortedError(
                 "another Conveyor operator would process the benchmark's jobs too "
                 f"(waited {ctx.args.wait_for_operators}s):\n  "
                 + "\n  ".join(others)
@@ -235,7 +274,7 @@ class Progress:
                         log("WARNING: " + w)
             self.ctx.kwok.check()
             if procs.cluster_instance() != self.instance:
-                raise PhaseAborted("the cluster was restarted during the phase (by someone else?)")
+                raise PhaseAbortedError("the cluster was restarted during the phase (by someone?)")
             print(msg, flush=True)
 
 
@@ -335,8 +374,20 @@ async def throughput(
             outcome = workloads.pod_outcome
 
         tracker = Tracker(n, outcome)
+        timeline = PodTimeline()
+        pod_tracker = tracker
+        if kind == "pod":
+            tracker.extra.append(timeline.on_event)
+        else:
+            pod_tracker = Tracker(10**9, workloads.pod_outcome)
+            pod_tracker.extra.append(timeline.on_event)
         submitted = [0]
-        async with watching(ctx.kube, path, tracker):
+        async with (
+            watching(ctx.kube, path, tracker),
+            watching(ctx.kube, f"/api/v1/namespaces/{ns}/pods", pod_tracker)
+            if pod_tracker is not tracker and args.pod_timeline
+            else contextlib.nullcontext(),
+        ):
             result["background_writes"] = await noise_window(ctx)
             sampler = Sampler(control_plane_pids(ctx))
             if operator is not None:
@@ -373,6 +424,7 @@ async def throughput(
             jobs_per_second=round(done / elapsed, 2) if elapsed > 0 else None,
             submit_seconds=round(submit_end[0] - t0, 2) if submit_end else None,
             writes=writes_summary(write_diff(before, after), n),
+            pod_pipeline=timeline.summary(t0) if timeline.at else None,
             usage=usage,
             warnings=progress.warnings,
         )
@@ -526,7 +578,7 @@ async def latency(ctx: Ctx, kind: str) -> dict[str, Any]:
                     deadline = time.monotonic() + 60
                     while name not in jobs.finished:
                         if time.monotonic() > deadline:
-                            raise PhaseAborted(f"{kind} {name} did not finish within 60s")
+                            raise PhaseAbortedError(f"{kind} {name} did not finish within 60s")
                         if operator is not None:
                             operator.check()
                         await asyncio.sleep(0.005)
@@ -614,12 +666,12 @@ async def restart(ctx: Ctx, n: int) -> dict[str, Any]:
             ctx.own_pids.add(operator.proc.pid)  # type: ignore[union-attr]
             sampler.add("operator", operator.pid)
             sampler.start()
-            healthy = await operator.wait_healthy(timeout=args.phase_timeout)
+            healthy = await operator.wait_healthy(within=args.phase_timeout)
             deadline = time.monotonic() + args.phase_timeout
             while pods.first_seen_at is None:
                 operator.check()
                 if time.monotonic() > deadline:
-                    raise PhaseAborted(f"no pod created {args.phase_timeout}s after the restart")
+                    raise PhaseAbortedError(f"no pod {args.phase_timeout}s after the restart")
                 await asyncio.sleep(0.01)
             first = pods.first_seen_at - operator.started_at
             log(f"[{phase}] first admission {first:.2f}s after the operator started")
@@ -641,7 +693,8 @@ async def restart(ctx: Ctx, n: int) -> dict[str, Any]:
         }
         log(
             f"=== {phase}: first admission {first:.2f}s after start; {admitted} pods in the next "
-            f"{args.restart_observe}s; peak RSS {result['operator']['peak_rss_bytes'] / 2**20:.0f} MiB"
+            f"{args.restart_observe}s; peak RSS "
+            f"{(result['operator']['peak_rss_bytes'] or 0) / 2**20:.0f} MiB"
         )
         return result
     finally:

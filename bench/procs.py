@@ -25,6 +25,13 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores spent busy since boot (/proc/stat), any process."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / CLK_TCK
+
+
 def memory(pid: int) -> tuple[int, int] | None:
     """(VmRSS, VmHWM) in bytes: the resident set now and its peak."""
     try:
@@ -43,10 +50,10 @@ def component_pid(name: str) -> int | None:
     """The pid in the cluster's pid file, if that process runs the component's binary."""
     try:
         pid = int((STATE / "pids" / f"{name}.pid").read_text().strip())
-        exe = os.readlink(f"/proc/{pid}/exe").removesuffix(" (deleted)")
+        exe = str(Path(f"/proc/{pid}/exe").readlink()).removesuffix(" (deleted)")
     except (OSError, ValueError):
         return None
-    return pid if os.path.basename(exe) == name else None
+    return pid if Path(exe).name == name else None
 
 
 def start_time(pid: int) -> int | None:
@@ -103,14 +110,14 @@ def conveyor_operators(exclude: set[int]) -> list[OtherOperator]:
         except OSError:
             continue
         args = [a.decode(errors="replace") for a in argv if a]
-        if not args or "python" not in os.path.basename(args[0]):
+        if not args or "python" not in Path(args[0]).name:
             continue
         rest: list[str] | None = None
         for i, a in enumerate(args[1:], start=1):
             if a == "-m" and i + 1 < len(args) and args[i + 1] == "conveyor":
                 rest = args[i + 2 :]
                 break
-            if os.path.basename(a) == "conveyor" and not a.startswith("-"):
+            if Path(a).name == "conveyor" and not a.startswith("-"):
                 rest = args[i + 1 :]
                 break
             if not a.startswith("-"):

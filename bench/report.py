@@ -17,6 +17,7 @@ from bench.cluster import ROOT, binary, run
 
 BEGIN = "<!-- bench:results:begin (written by `make bench`; edit outside these markers) -->"
 END = "<!-- bench:results:end -->"
+SHARED_CORES = 0.25  # busy cores outside the benchmark above which a phase is flagged
 
 
 def machine() -> dict[str, Any]:
@@ -50,6 +51,14 @@ def _pkg(name: str) -> str | None:
         return None
 
 
+def _version_word(line: str | None) -> str | None:
+    """'etcd Version: 3.6.16' -> '3.6.16'; 'kwok version v0.8.0 go1.26.8 ...' -> 'v0.8.0'."""
+    if not line:
+        return None
+    m = re.search(r"v?\d+\.\d+\.\d+\S*", line)
+    return m.group(0) if m else line
+
+
 def versions(server: dict[str, Any]) -> dict[str, Any]:
     def first_line(cmd: list[str]) -> str | None:
         try:
@@ -63,8 +72,8 @@ def versions(server: dict[str, Any]) -> dict[str, Any]:
     dirty = first_line(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"])
     return {
         "kubernetes": server.get("gitVersion"),
-        "etcd": first_line([binary("etcd"), "--version"]),
-        "kwok": first_line([binary("kwok"), "--version"]),
+        "etcd": _version_word(first_line([binary("etcd"), "--version"])),
+        "kwok": _version_word(first_line([binary("kwok"), "--version"])),
         "python": platform.python_version(),
         "conveyor": _pkg("conveyor-operator"),
         "conveyor_commit": (commit or "") + ("-dirty" if dirty else ""),
@@ -100,6 +109,7 @@ def figures(results: dict[str, Any]) -> list[dict[str, Any]]:
         value: Any,
         unit: str,
         base: dict[str, Any] | None = None,
+        *,
         note: str = "",
     ) -> None:
         rows.append(
@@ -119,7 +129,7 @@ def figures(results: dict[str, Any]) -> list[dict[str, Any]]:
         q = p.get("queues", 1)
         label = (
             f"Conveyor: {p['jobs']} BackgroundJobs, {q} queue{'s' if q > 1 else ''} "
-            f"x {p['jobs'] // q}, concurrency {p.get('concurrency_per_queue')}"
+            f"x {_per_queue(p['jobs'], q)}, concurrency {p.get('concurrency_per_queue')}"
             + (" each" if q > 1 else "")
         )
         v = tput(p)
@@ -133,7 +143,7 @@ def figures(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "Job (kcm tuned)": _ratio(v, tput(jt)),
                 "limit": _ratio(v, tput(lim)),
             },
-            _incomplete(p),
+            note=_incomplete(p),
         )
     if jd:
         add(
@@ -142,7 +152,7 @@ def figures(results: dict[str, Any]) -> list[dict[str, Any]]:
             tput(jd) or jd.get("jobs_per_second"),
             "jobs/s",
             {"limit": _ratio(tput(jd), tput(lim))},
-            jd.get("kcm_flags", "") + _incomplete(jd),
+            note=jd.get("kcm_flags", "") + _incomplete(jd),
         )
     if jt:
         add(
@@ -154,7 +164,7 @@ def figures(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "Job (kcm defaults)": _ratio(tput(jt), tput(jd)),
                 "limit": _ratio(tput(jt), tput(lim)),
             },
-            jt.get("kcm_flags", "") + _incomplete(jt),
+            note=jt.get("kcm_flags", "") + _incomplete(jt),
         )
     if lim:
         add(
@@ -163,7 +173,7 @@ def figures(results: dict[str, Any]) -> list[dict[str, Any]]:
             tput(lim) or lim.get("jobs_per_second"),
             "pods/s",
             {},
-            _incomplete(lim),
+            note=_incomplete(lim),
         )
 
     lc, lj = ph.get("latency-conveyor"), ph.get("latency-job")
@@ -181,7 +191,7 @@ def figures(results: dict[str, Any]) -> list[dict[str, Any]]:
                     c,
                     "ms",
                     {"Job (kcm defaults)": _ratio(c, j)},
-                    "from the stored object (watch); kubectl's own time excluded"
+                    note="from the stored object (watch); kubectl's own time excluded"
                     if key == "created_to_pod"
                     else "",
                 )
@@ -208,11 +218,14 @@ def figures(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "limit": _ratio(w["per_job"], (lim.get("writes") or {}).get("per_job")),
             }
         noise = (p.get("background_writes") or {}).get("writes_per_second")
-        note = f"status {w['status_per_job']}, events {w['events_per_job']}, other {w['other_per_job']}"
+        note = (
+            f"status {w['status_per_job']}, events {w['events_per_job']}, "
+            f"other {w['other_per_job']}"
+        )
         if noise:
             share = noise * p["seconds"] / max(w["total_writes"], 1)
             note += f"; background {noise}/s before the phase (~{share:.0%} of these)"
-        add("api-writes", f"API writes per job: {name}", w["per_job"], "writes", base, note)
+        add("api-writes", f"API writes per job: {name}", w["per_job"], "writes", base, note=note)
 
     c1 = next(
         (p for n, p in ph.items() if n.startswith("conveyor-") and p.get("queues") == 1), None
@@ -251,10 +264,23 @@ def figures(results: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def _per_queue(jobs: int, queues: int) -> str:
+    low, rest = divmod(jobs, queues)
+    return str(low) if not rest else f"{low}-{low + 1}"
+
+
 def _incomplete(p: dict[str, Any]) -> str:
     if p.get("complete", True):
         return ""
     return f" INCOMPLETE: {p.get('finished')}/{p.get('jobs')} finished"
+
+
+def _cpu_per_job(p: dict[str, Any]) -> str:
+    n = p.get("jobs")
+    if not n:
+        return ""
+    total = sum(v for k, v in p["usage"]["cpu_seconds"].items() if k != "bench-harness")
+    return f"{1000 * total / n:.0f}"
 
 
 def _mib(v: int | None) -> float | None:
@@ -281,11 +307,19 @@ def markdown(results: dict[str, Any]) -> str:
     m, v = meta["machine"], meta["versions"]
     rows = results["figures"]
     bases = ["Job (kcm defaults)", "Job (kcm tuned)", "limit"]
+    a = meta["args"]
+    full = a.get("jobs") == 10_000 and a.get("concurrency") == 1000
     out = [
         f"Run {meta['started']} ({meta['duration_seconds'] / 60:.0f} min), `{meta['command']}`",
         "",
-        f"Machine: {m['cores']} cores ({m['cpu_model']}), {m['memory_gib']} GiB, kernel {m['kernel']}. "
-        f"Kubernetes {v['kubernetes']}, {v['etcd']}, {v['kwok']}, Python {v['python']}, "
+        f"Sizes: {a.get('jobs')} jobs per phase, Conveyor concurrency {a.get('concurrency')}, "
+        f"shapes {a.get('shape')} queue(s), {a.get('latency_samples')} latency samples"
+        + ("." if full else " (**a reduced run, not the issue's 10,000 / 1,000**)."),
+        "",
+        f"Machine: {m['cores']} cores ({m['cpu_model']}), {m['memory_gib']} GiB, "
+        f"kernel {m['kernel']}. "
+        f"Kubernetes {v['kubernetes']}, etcd {_version_word(v['etcd'])}, "
+        f"kwok {_version_word(v['kwok'])}, Python {v['python']}, "
         f"Conveyor {v['conveyor']} ({v['conveyor_commit']}), kopf {v['kopf']}, "
         f"kubernetes client {v['kubernetes_client']}. Everything (control plane, kwok, "
         "operator, load generator) shares these cores.",
@@ -360,8 +394,82 @@ def markdown(results: dict[str, Any]) -> str:
             + " | ".join(f"{ph[n]['usage']['wall_seconds']:.1f}" for n in used)
             + " |"
         )
+        out.append(
+            "| listed processes, CPU ms per job | "
+            + " | ".join(_cpu_per_job(ph[n]) for n in used)
+            + " |"
+        )
+        out.append(
+            "| busy cores, whole machine | "
+            + " | ".join(_fmt(ph[n]["usage"].get("machine_busy_cores")) for n in used)
+            + " |"
+        )
+        out.append(
+            "| busy cores, processes not listed (other users, containerd, ...) | "
+            + " | ".join(_fmt(ph[n]["usage"].get("untracked_busy_cores")) for n in used)
+            + " |"
+        )
+
+    piped = [n for n, p in ph.items() if p.get("pod_pipeline")]
+    if piped:
+        out += [
+            "",
+            "#### Where pods wait: harness-observed lags, p50 / p99 ms",
+            "",
+            "| stage | " + " | ".join(piped) + " |",
+            "|---|" + "---:|" * len(piped),
+        ]
+        for a, b, who in (
+            ("created", "bound", "scheduler"),
+            ("bound", "running", "kwok"),
+            ("running", "finished", "kwok"),
+        ):
+            cells = []
+            for n in piped:
+                lag = ph[n]["pod_pipeline"].get(f"{a}_to_{b}_ms") or {}
+                cells.append(f"{_fmt(lag.get('p50'))} / {_fmt(lag.get('p99'))}")
+            out.append(f"| pod {a} -> {b} ({who}) | " + " | ".join(cells) + " |")
+        for stage in ("created", "finished"):
+            out.append(
+                f"| last pod {stage}, s after first submit | "
+                + " | ".join(_fmt(ph[n]["pod_pipeline"].get(f"last_{stage}_s")) for n in piped)
+                + " |"
+            )
+
+    rec = [n for n, p in ph.items() if (p.get("operator") or {}).get("reconcile")]
+    if rec:
+        out += [
+            "",
+            "#### Operator reconciles (conveyor_reconcile_seconds): count per job, mean ms",
+            "",
+            "| kind | " + " | ".join(rec) + " |",
+            "|---|" + "---:|" * len(rec),
+        ]
+        kinds: list[str] = []
+        for n in rec:
+            kinds += [k for k in ph[n]["operator"]["reconcile"] if k not in kinds]
+        for k in kinds:
+            cells = []
+            for n in rec:
+                r = ph[n]["operator"]["reconcile"].get(k)
+                cells.append(
+                    "" if r is None else f"{r['count'] / ph[n]['jobs']:.2f}, {_fmt(r['mean_ms'])}"
+                )
+            out.append(f"| {k} | " + " | ".join(cells) + " |")
+        out.append(
+            "| max work queue depth seen | "
+            + " | ".join(_fmt(ph[n]["operator"].get("max_work_queue_depth_seen")) for n in rec)
+            + " |"
+        )
 
     warnings = [f"{n}: {w}" for n, p in ph.items() for w in p.get("warnings") or []]
+    for n, p in ph.items():
+        other = (p.get("usage") or {}).get("untracked_busy_cores")
+        if other is not None and other > SHARED_CORES:
+            warnings.append(
+                f"{n}: the machine was shared: processes outside the benchmark kept {other} "
+                "cores busy on average; its figures are lower than on an idle machine"
+            )
     warnings += meta.get("warnings", [])
     if warnings:
         out += ["", "#### Warnings", ""] + [f"- {w}" for w in warnings]
@@ -403,7 +511,9 @@ def server_version(kubeconfig: str) -> dict[str, Any]:
         return {}
 
 
-if __name__ == "__main__":  # re-render from a saved JSON: python -m bench.report [latest.json]
-    src = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "bench" / "results" / "latest.json"
+if __name__ == "__main__":
+    # re-render a saved run: python -m bench.report [results.json] [--docs]
+    argv = [a for a in sys.argv[1:] if a != "--docs"]
+    src = Path(argv[0]) if argv else ROOT / "bench" / "results" / "latest.json"
     data = json.loads(src.read_text())
-    write(data, src.parent, ROOT / "docs" / "performance.md")
+    write(data, src.parent, ROOT / "docs" / "performance.md" if "--docs" in sys.argv else None)

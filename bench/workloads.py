@@ -4,6 +4,7 @@ wrapped as a BackgroundJob, a batch/v1 Job, or a bare pod."""
 from __future__ import annotations
 
 import copy
+import itertools
 from typing import Any
 
 from bench.cluster import pod_placement
@@ -25,19 +26,32 @@ def should_fail(i: int, fail_percent: float) -> bool:
     return i % every == every - 1
 
 
+_direct_nodes: itertools.cycle[str] | None = None
+
+
+def bind_directly(nodes: list[str]) -> None:
+    """Give every pod template a spec.nodeName (round robin over these fake
+    nodes), so that pods skip the scheduler (--bypass-scheduler)."""
+    global _direct_nodes  # noqa: PLW0603 - one setting for the whole run
+    _direct_nodes = itertools.cycle(nodes) if nodes else None
+
+
 def pod_template(*, fail: bool, run_for: str | None) -> dict[str, Any]:
     annotations = {}
     if fail:
         annotations[FAIL_ANNOTATION] = "1"
     if run_for:
         annotations[RUN_FOR_ANNOTATION] = run_for
+    placement = pod_placement()
+    if _direct_nodes is not None:
+        placement["nodeName"] = next(_direct_nodes)
     return {
         "metadata": {"labels": {"app": "conveyor-bench"}, "annotations": annotations},
         "spec": {
             "restartPolicy": "Never",
             "automountServiceAccountToken": False,
             "terminationGracePeriodSeconds": 0,
-            **pod_placement(),
+            **placement,
             "containers": [
                 {
                     "name": "worker",

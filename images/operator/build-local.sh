@@ -55,8 +55,19 @@ t0=$SECONDS
 log() { printf '[image %3ds] %s\n' "$((SECONDS - t0))" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
+# Temporary dirs, removed on exit whatever happens.
+CLEAN=()
+cleanup() { local d; for d in "${CLEAN[@]}"; do rm -rf --one-file-system "$d"; done; }
+trap cleanup EXIT
+
 # ---------------------------------------------------------------- identity
-version="$(sed -n 's/^version *= *"\([^"]*\)".*/\1/p' "$ROOT/pyproject.toml" | head -1)"
+# A snapshot of the sources that make the wheel: the tree may change while we
+# build (others edit it), and the tag must name what the image contains.
+SRC="$(mktemp -d /tmp/conveyor-image-src.XXXXXX)"; CLEAN+=("$SRC")
+(cd "$ROOT" && { find operator/conveyor -type f \( -name '*.py' -o -name py.typed \) \
+    -not -path '*/__pycache__/*'; echo pyproject.toml; echo README.md; } | LC_ALL=C sort \
+  | tar -cf - -T -) | tar -C "$SRC" -xf -
+version="$(sed -n 's/^version *= *"\([^"]*\)".*/\1/p' "$SRC/pyproject.toml" | head -1)"
 [[ -n "$version" ]] || die "no version in pyproject.toml"
 
 rootfs_key="$(printf '%s\n' "$SUITE" "minbase" "${PACKAGES[@]}" "rootfs-recipe-2" | sha256sum | cut -c1-12)"
@@ -64,7 +75,7 @@ BASE="$CACHE/rootfs/$SUITE-python-$rootfs_key"
 
 # The dependencies as pyproject.toml declares them (the [project] table's list).
 deps_spec() {
-  python3 - "$ROOT/pyproject.toml" <<'EOF'
+  python3 - "$SRC/pyproject.toml" <<'EOF'
 import sys, tomllib
 with open(sys.argv[1], "rb") as f:
     print("\n".join(tomllib.load(f)["project"]["dependencies"]))
@@ -72,15 +83,11 @@ EOF
 }
 deps_key="$(deps_spec | sha256sum | cut -c1-12)"
 
-source_files() {  # the files that make the wheel, relative to ROOT, sorted
-  (cd "$ROOT" && find operator/conveyor -type f \( -name '*.py' -o -name py.typed \) \
-    -not -path '*/__pycache__/*' | LC_ALL=C sort; echo pyproject.toml; echo README.md)
-}
 content_hash() {
   {
     echo "$rootfs_key $deps_key"
     sha256sum "$SELF" | cut -d' ' -f1
-    (cd "$ROOT" && source_files | xargs -d '\n' sha256sum)
+    (cd "$SRC" && find . -type f | LC_ALL=C sort | xargs -d '\n' sha256sum)
   } | sha256sum | cut -c1-12
 }
 TAG="$version-$(content_hash)"
@@ -125,8 +132,7 @@ else
         || die "apt-get install debootstrap failed (/tmp/conveyor-image-apt.log)"
     }
     log "building the base rootfs: debootstrap --variant=minbase $SUITE + ${PACKAGES[*]} (a few minutes, once per machine)"
-    tmp="$(mktemp -d "$CACHE/rootfs/.build-XXXXXX")"
-    trap 'rm -rf --one-file-system "$tmp"' EXIT
+    tmp="$(mktemp -d "$CACHE/rootfs/.build-XXXXXX")"; CLEAN+=("$tmp")
     dblog="$CACHE/rootfs/debootstrap.log"
     debootstrap --variant=minbase --include="$(IFS=,; echo "${PACKAGES[*]}")" \
       "$SUITE" "$tmp" "$MIRROR" >"$dblog" 2>&1 \
@@ -137,7 +143,7 @@ else
     find "$tmp/usr/share/doc" -type f ! -name copyright -delete 2>/dev/null || true
     : >"$tmp/etc/resolv.conf"
     touch "$tmp/.complete"
-    rm -rf "$BASE"; mv "$tmp" "$BASE"; trap - EXIT
+    rm -rf "$BASE"; mv "$tmp" "$BASE"
     log "base rootfs ready: $BASE ($(du -sh "$BASE" | cut -f1))"
   fi
   py_target="$(chroot "$BASE" /usr/bin/python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
@@ -163,12 +169,10 @@ else
     touch "$DEPS.tmp/.complete"; rm -rf "$DEPS"; mv "$DEPS.tmp" "$DEPS"
     log "dependency wheels: $(find "$DEPS" -name '*.whl' | wc -l) in $DEPS"
   fi
-  work="$(mktemp -d "$CACHE/rootfs/.image-XXXXXX")"
-  trap 'rm -rf --one-file-system "$work"' EXIT
+  work="$(mktemp -d "$CACHE/rootfs/.image-XXXXXX")"; CLEAN+=("$work")
   log "building the project's wheel"
-  mkdir -p "$work/src" "$work/wheels"
-  (cd "$ROOT" && source_files | tar -cf - -T -) | tar -C "$work/src" -xf -
-  "$PY" -m pip wheel --quiet --no-deps --wheel-dir "$work/wheels" "$work/src" >&2 \
+  mkdir -p "$work/wheels"
+  "$PY" -m pip wheel --quiet --no-deps --wheel-dir "$work/wheels" "$SRC" >&2 \
     || die "pip wheel of the project failed"
   wheel="$(basename "$(ls "$work"/wheels/*.whl)")"
   log "built $wheel"
@@ -211,7 +215,7 @@ else
     --label "org.opencontainers.image.source=images/operator/build-local.sh" \
     --expose 8080 --expose 9090 --output "$ARCHIVE.tmp" >/dev/null
   rm -f "$ARCHIVE.ref"; mv "$ARCHIVE.tmp" "$ARCHIVE"; echo "$REF" >"$ARCHIVE.ref"
-  rm -rf --one-file-system "$work"; trap - EXIT
+  rm -rf --one-file-system "$work"
   log "archive: $ARCHIVE ($(du -sh "$ARCHIVE" | cut -f1))"
 fi
 
@@ -220,12 +224,17 @@ if [[ "$mode" == import ]]; then
   log "importing into the cluster's containerd"
   bash "$ROOT/tests/cluster/import-image.sh" --archive "$ARCHIVE" >/dev/null
   log "tagged $REF and $VERSION_REF"
-  # Drop other operator tags no container uses (they only take disk space).
-  in_use="$(ctr_k8s containers ls 2>/dev/null | awk 'NR > 1 {print $2}' | sort -u)"
-  ctr_k8s images ls -q 2>/dev/null | grep "^$REPO:" | grep -vxF -e "$REF" -e "$VERSION_REF" | while read -r stale; do
-    grep -qxF "$stale" <<<"$in_use" && continue
-    log "removing unused tag $stale"; ctr_k8s images rm "$stale" >/dev/null || true
+  # Keep the tags of the last three builds (a running pod may name one: a
+  # restarted container needs its tag); drop older ones of ours.
+  history="$CACHE/images/conveyor-operator.built"
+  { grep -vxF "$REF" "$history" 2>/dev/null || true; echo "$REF"; } >"$history.tmp"
+  mv "$history.tmp" "$history"
+  head -n -3 "$history" | while read -r stale; do
+    if ctr_k8s images ls -q 2>/dev/null | grep -qxF "$stale"; then
+      log "removing old tag $stale"; ctr_k8s images rm "$stale" >/dev/null || true
+    fi
   done
+  tail -n 3 "$history" >"$history.tmp" && mv "$history.tmp" "$history"
 fi
 log "done: $REF"
 echo "$REF"

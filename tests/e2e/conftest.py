@@ -299,6 +299,15 @@ def release(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Release]:
     """The chart installed into its own namespace, watching one jobs namespace (more by upgrade)."""
+    # Helm installs crds/ only when missing and never upgrades them: like a user upgrading
+    # (charts/conveyor/README.md), apply the chart's CRDs over older ones first.
+    existing = kube_cluster.kubectl(
+        "get", "crd", "backgroundjobs.conveyor.dev", "jobqueues.conveyor.dev", check=False
+    )
+    if existing.returncode == 0:
+        kube_cluster.kubectl(
+            "apply", "--server-side", "--force-conflicts", "-f", str(CHART / "crds")
+        )
     operator_ns = e2e_namespaces.create("conveyor")
     jobs_ns = e2e_namespaces.create("jobs")
     rel = _release(

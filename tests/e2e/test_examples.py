@@ -101,7 +101,9 @@ def test_confirmation_email_retries_with_backoff_then_succeeds(jobs: Jobs) -> No
         assert gap.total_seconds() >= backoff - 1, history
     described = jobs.describe("send-confirmation-1001")
     assert "AttemptFailed" in described and "Succeeded" in described
-    assert "connection refused" in described  # the failed attempt's log tail
+    # the failed attempt's log tail (the describe output has it too, but also the script)
+    last_failure = jobs.status("send-confirmation-1001")["lastFailure"]
+    assert "smtp.example.com:587: connection refused" in last_failure["logTail"]
     queue = jobs.row("email", "jq")
     assert queue["CONCURRENCY"] == "5" and queue["PAUSED"] == "false"
 
@@ -247,7 +249,8 @@ def test_dead_letter_holds_failed_jobs_until_replayed(
     assert crm["attempts"] == 3
     assert {c["type"]: c["reason"] for c in crm["conditions"]}["Failed"] == "AttemptsExhausted"
     described = jobs.describe("sync-legacy-crm-1001")
-    assert "HTTP 422" in described  # the log tail
+    assert "HTTP 422" in crm["lastFailure"]["logTail"]
+    assert "Log Tail:" in described
     assert "Warning  AttemptFailed" in described and "Warning  Failed" in described
 
     # the replay command of the example's comment

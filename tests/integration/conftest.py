@@ -30,6 +30,16 @@ def apply_crds(cluster: KubeCluster) -> None:
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
     for crd in ("backgroundjobs.conveyor.dev", "jobqueues.conveyor.dev"):
         cluster.kubectl("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=60s")
+    # A freshly (re)started API server answers 429 "storage is (re)initializing" for a
+    # while; an operator started then would sit in its watch retry backoff.
+    for kind in ("backgroundjobs.conveyor.dev", "jobqueues.conveyor.dev", "pods"):
+        wait_for(
+            lambda kind=kind: (
+                cluster.kubectl("get", kind, "-A", "--chunk-size=1", check=False).returncode == 0
+            ),
+            timeout=120,
+            desc=f"the API server to serve {kind}",
+        )
 
 
 class OperatorProcess:

@@ -410,33 +410,6 @@ def test_design_recurring_job_is_accepted():
     assert spec.starting_deadline_seconds == 300
 
 
-def design_notes() -> str | None:
-    for candidate in (ROOT.parent / "shared" / "DESIGN.md", ROOT / "shared" / "DESIGN.md"):
-        if candidate.is_file():
-            return candidate.read_text()
-    return None
-
-
-def test_design_notes_specs_still_parse():
-    """Where the design notes are at hand, the specs in their YAML blocks parse too."""
-    text = design_notes()
-    if text is None:
-        pytest.skip("shared/DESIGN.md is not beside the checkout")
-    blocks = re.findall(r"```yaml\n(.*?)```", text, flags=re.S)
-    kinds = []
-    for block in blocks:
-        for doc in yaml.safe_load_all(block):
-            if not isinstance(doc, dict) or "spec" not in doc:
-                continue
-            if doc.get("kind") == "JobQueue":
-                v1alpha1.JobQueueSpec.model_validate(doc["spec"])
-                kinds.append("JobQueue")
-            elif doc.get("kind") == "BackgroundJob":
-                v1alpha1.BackgroundJobSpec.model_validate(doc["spec"])
-                kinds.append("BackgroundJob")
-    assert {"JobQueue", "BackgroundJob"} <= set(kinds)
-
-
 def test_models_reject_what_the_schema_rejects():
     """Bounds and patterns live in the models too: a bad queue name or zero attempts fails."""
     base = yaml.safe_load(DESIGN_JOB)["spec"]

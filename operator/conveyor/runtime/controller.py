@@ -113,7 +113,8 @@ class Controller:
         self.work = WorkQueue(self._handle, workers=workers)
         self.scheduler = Scheduler(self.work.add, clock=clock)
         self._job_overlay: dict[Key, JobRecord] = {}
-        self._created_pods: dict[Key, dict[int, PodRecord]] = collections.defaultdict(dict)
+        # Pods this process created that the watch has not shown yet, by (namespace, queue).
+        self._created_pods: dict[Key, dict[tuple[str, int], PodRecord]] = {}
         self._log_tails: dict[Key, str] = {}
         self._waiting: dict[Key, dict[str, admission.Candidate]] = collections.defaultdict(dict)
         self._locks: dict[Key, asyncio.Lock] = {}
@@ -144,7 +145,6 @@ class Controller:
         if deleted:
             key = (namespace, name)
             self._job_overlay.pop(key, None)
-            self._created_pods.pop(key, None)
             self._locks.pop(key, None)
             for waiting in self._waiting.values():
                 waiting.pop(name, None)
@@ -152,6 +152,9 @@ class Controller:
     def pod_changed(self, record: PodRecord | None, *, deleted: bool) -> None:
         if record is None:
             return
+        created = self._created_pods.get((record.namespace, record.queue))
+        if created:
+            created.pop((record.job, record.view.attempt), None)
         self.work.add(("job", record.namespace, record.job))
         if deleted or record.view.terminal:
             self.work.add(("queue", record.namespace, record.queue))
@@ -203,17 +206,16 @@ class Controller:
         record: QueueRecord | None = _one(self.indices.queues, (namespace, name))
         return record
 
-    def pods_of(self, namespace: str, job: str) -> dict[int, PodRecord]:
+    def pods_of(self, record: JobRecord) -> dict[int, PodRecord]:
         assert self.indices is not None
-        key = (namespace, job)
-        pods: dict[int, PodRecord] = {p.view.attempt: p for p in _values(self.indices.pods, key)}
-        created = self._created_pods.get(key)
+        pods: dict[int, PodRecord] = {
+            p.view.attempt: p for p in _values(self.indices.pods, record.key)
+        }
+        created = self._created_pods.get((record.namespace, record.queue))
         if created:
-            for attempt in list(created):
-                if attempt in pods:
-                    del created[attempt]
-                else:
-                    pods[attempt] = created[attempt]
+            for (job, attempt), pod in created.items():
+                if job == record.name:
+                    pods.setdefault(attempt, pod)
         return pods
 
     def _dependents(self, namespace: str, name: str) -> list[str]:
@@ -259,7 +261,7 @@ class Controller:
 
             cycle = dependencies.find_cycle(record.name, edges)
         if pods is None:
-            pods = self.pods_of(namespace, record.name)
+            pods = self.pods_of(record)
         views = {attempt: self._with_log_tail(p) for attempt, p in pods.items()}
         return lifecycle.Surroundings(
             now=now,
@@ -288,7 +290,7 @@ class Controller:
             if record.spec is not None and record.spec.is_recurring:
                 await self.reconcile_recurring(record)
                 return
-            pods = self.pods_of(namespace, name)
+            pods = self.pods_of(record)
             await self._fetch_log_tail(record, pods)
             decision = lifecycle.step(
                 record.view() if record.spec else _bare(record),
@@ -350,6 +352,15 @@ class Controller:
             await self._write_status(record, decision.status)
             _count(record, decision.status)
             if decision.status.phase != record.status.phase:
+                log.info(
+                    "%s/%s: %s → %s (attempt %d)",
+                    namespace,
+                    name,
+                    record.status.phase or "new",
+                    decision.status.phase,
+                    decision.status.attempts,
+                )
+            if decision.status.phase != record.status.phase:
                 self._queue_status_soon(namespace, record.queue)
                 if lifecycle.is_terminal(decision.status.phase):
                     for dependent in self._dependents(namespace, name):
@@ -380,7 +391,9 @@ class Controller:
         metrics.ATTEMPTS_STARTED.labels(record.namespace, record.queue).inc()
         pod = PodRecord.from_body(created)
         if pod is not None:
-            self._created_pods[record.key][attempt] = pod
+            self._created_pods.setdefault((record.namespace, pod.queue), {})[
+                (record.name, attempt)
+            ] = pod
         return None
 
     async def _mark_invalid(self, record: JobRecord, message: str) -> None:
@@ -480,12 +493,8 @@ class Controller:
             (p.job, p.view.attempt): p
             for p in _values(self.indices.pods_by_queue, (namespace, queue))
         }
-        for (ns, job), created in self._created_pods.items():
-            if ns != namespace:
-                continue
-            for attempt, pod in created.items():
-                if pod.queue == queue:
-                    pods.setdefault((job, attempt), pod)
+        for key, pod in self._created_pods.get((namespace, queue), {}).items():
+            pods.setdefault(key, pod)
         return pods
 
     async def admit_queue(self, namespace: str, queue: str) -> None:
@@ -535,7 +544,7 @@ class Controller:
             record = self.job(namespace, name)
             if record is None or record.deleting or record.spec is None:
                 return
-            pods = self.pods_of(namespace, name)
+            pods = self.pods_of(record)
             decision = lifecycle.step(
                 record.view(), self.surroundings(record, admit=True, pods=pods)
             )
