@@ -99,7 +99,11 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.metrics_port:
         metrics.serve(args.metrics_port)
-    controller = Controller(ClientKubeApi(threads=args.api_threads), workers=args.workers)
+    controller = Controller(
+        ClientKubeApi(threads=args.api_threads),
+        workers=args.workers,
+        parallelism=args.api_threads,
+    )
 
     @kopf.on.startup()
     async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:

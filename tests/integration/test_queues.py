@@ -99,12 +99,28 @@ def test_concurrency_is_never_exceeded(jobs: Jobs, pod_watch: PodWatch) -> None:
     assert len(pod_watch.created) == 8
 
 
-def test_priority_then_fifo_decides_the_start_order(jobs: Jobs, pod_watch: PodWatch) -> None:
-    """Submitted into a paused queue of concurrency 1: higher priority first, then oldest."""
+def test_priority_then_fifo_decides_the_start_order(
+    jobs: Jobs, pod_watch: PodWatch, kube_cluster: KubeCluster
+) -> None:
+    """Submitted into a paused queue of concurrency 1: higher priority first, then oldest.
+    The waiting line shows in that order with kubectl."""
     jobs.create_queue("line", concurrency=1, paused=True)
     for name, priority in [("low-a", 1), ("mid-a", 5), ("mid-b", 5), ("top", 10), ("low-b", 1)]:
         jobs.create(name, "true", queue="line", priority=priority)
         jobs.wait(name, lambda s: s.get("phase") == "Queued", desc="queued")
+    waiting_line = kube_cluster.kubectl(
+        "get",
+        "bgj",
+        "-n",
+        jobs.namespace,
+        "-o",
+        "name",
+        "--field-selector",
+        "spec.queue=line,status.phase=Queued",
+        "--sort-by",
+        ".status.queueOrder",
+    ).stdout.split()
+    assert [n.split("/")[1] for n in waiting_line] == ["top", "mid-a", "mid-b", "low-a", "low-b"]
     jobs.custom.patch_namespaced_custom_object(
         "conveyor.dev", "v1alpha1", jobs.namespace, "jobqueues", "line", {"spec": {"paused": False}}
     )

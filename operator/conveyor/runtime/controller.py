@@ -17,6 +17,8 @@ Three kinds of work go through one deduplicating work queue:
   one without limits.
 - `("queue-status", ns, queue)`: the queue's counts, written at most once a
   second however many jobs change.
+- `("queued", ns, name)`: write Queued on a job the admitter could not start
+  yet, outside the admission pass, so a long waiting line never holds it up.
 
 Writes per job are few by construction: a job that starts at once costs the
 pod create and two status patches (Running, then Succeeded); one that waits
@@ -105,9 +107,12 @@ class Controller:
         api: kube.KubeApi,
         *,
         workers: int = 16,
+        parallelism: int = 32,
         clock: Callable[[], datetime.datetime] = utcnow,
     ) -> None:
         self.api = api
+        self.parallelism = parallelism
+        """How many pods one admission pass creates at once (the API client's pool size)."""
         self.clock = clock
         self.indices: Indices | None = None
         self.work = WorkQueue(self._handle, workers=workers)
@@ -181,6 +186,8 @@ class Controller:
                 await self.admit_queue(namespace, name)
             elif kind == "queue-status":
                 await self.write_queue_status(namespace, name)
+            elif kind == "queued":
+                await self._write_queued(namespace, name)
 
     # ------------------------------------------------------------ reads
 
@@ -518,13 +525,15 @@ class Controller:
         )
         for candidate in decided.admitted:
             waiting.pop(candidate.name, None)
-        await _bounded((self._start(namespace, c.name) for c in decided.admitted), limit=64)
-        unwritten = [
-            name
-            for name in list(waiting)
-            if (record := self.job(namespace, name)) is not None and record.status.phase is None
-        ]
-        await _bounded((self._write_queued(namespace, name) for name in unwritten), limit=64)
+        await _bounded(
+            (self._start(namespace, c.name) for c in decided.admitted), limit=self.parallelism
+        )
+        # Jobs that must wait and were never written get their Queued status from the
+        # reconcilers, not from this pass, which would otherwise hold the queue meanwhile.
+        for name in list(waiting):
+            record = self.job(namespace, name)
+            if record is not None and record.status.phase is None:
+                self.work.add(("queued", namespace, name))
         if decided.retry_at is not None:
             self.scheduler.at(("queue", namespace, queue), decided.retry_at)
         self._queue_status_soon(namespace, queue)
