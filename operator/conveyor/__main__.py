@@ -43,7 +43,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--metrics-port",
         type=int,
-        default=int(os.environ.get("CONVEYOR_METRICS_PORT", "0")),
+        default=0,
         help="serve Prometheus metrics on this port (default: off)",
     )
     parser.add_argument(
@@ -93,7 +93,12 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    for noisy in ("kopf.objects", "kopf._core.reactor.queueing", "kopf.activities.probe"):
+    for noisy in (
+        "kopf.objects",
+        "kopf._core.reactor.queueing",
+        "kopf.activities.probe",
+        "aiohttp.access",
+    ):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     assert handlers  # registering the handlers is importing the module
 

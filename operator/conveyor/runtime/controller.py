@@ -31,12 +31,9 @@ import asyncio
 import collections
 import dataclasses
 import datetime
-import json
 import logging
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any, Protocol
-
-from kubernetes.client.exceptions import ApiException
 
 from conveyor.api.v1alpha1 import (
     BackgroundJobSpec,
@@ -344,6 +341,7 @@ class Controller:
         pods: Mapping[int, PodRecord],
     ) -> None:
         namespace, name = record.namespace, record.name
+        delete_job = False
         for action in decision.actions:
             if isinstance(action, lifecycle.CreatePod):
                 invalid = await self._create_pod(record, action.attempt)
@@ -353,8 +351,7 @@ class Controller:
             elif isinstance(action, lifecycle.DeletePod):
                 await self.api.delete_pod(namespace, action.name)
             elif isinstance(action, lifecycle.DeleteJob):
-                await self.api.delete_job(namespace, name)
-                return
+                delete_job = True  # after its final status and events are written
         if decision.status != record.status:
             await self._write_status(record, decision.status)
             _count(record, decision.status)
@@ -373,7 +370,10 @@ class Controller:
                     for dependent in self._dependents(namespace, name):
                         self.work.add(("job", namespace, dependent))
         self._post_events(record, decision.events)
-        if decision.wake_at is not None:
+        if delete_job:
+            log.info("%s/%s: deleted, ttlSecondsAfterFinished has passed", namespace, name)
+            await self.api.delete_job(namespace, name)
+        elif decision.wake_at is not None:
             self.scheduler.at(("job", namespace, name), decision.wake_at)
 
     async def _create_pod(self, record: JobRecord, attempt: int) -> str | None:
@@ -391,9 +391,9 @@ class Controller:
                 "pod of %s/%s attempt %d exists already", record.namespace, record.name, attempt
             )
             return None
-        except ApiException as error:
+        except kube.ApiError as error:
             if error.status in (400, 422):
-                return f"the API server refused the attempt's pod: {_api_message(error)}"
+                return f"the API server refused the attempt's pod: {error}"
             raise
         metrics.ATTEMPTS_STARTED.labels(record.namespace, record.queue).inc()
         pod = PodRecord.from_body(created)
@@ -672,14 +672,6 @@ def _bare(record: JobRecord) -> lifecycle.JobView:
         status=record.status,
         annotations=record.annotations,
     )
-
-
-def _api_message(error: ApiException) -> str:
-    try:
-        message = json.loads(error.body or "").get("message")
-    except (TypeError, ValueError, AttributeError):
-        message = None
-    return str(message or error.reason)
 
 
 async def _bounded(coros: Iterable[Any], *, limit: int) -> None:

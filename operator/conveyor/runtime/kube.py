@@ -69,12 +69,29 @@ class KubeApi(Protocol):
     ) -> None: ...
 
 
+class ApiError(Exception):
+    """Any other refusal, with the API server's own message."""
+
+    def __init__(self, status: int | None, message: str) -> None:
+        super().__init__(f"{status}: {message}")
+        self.status = status
+
+
 def _translate(error: ApiException) -> Exception:
     if error.status == 409:
         return ConflictError(str(error.reason))
     if error.status == 404:
         return NotFoundError(str(error.reason))
-    return error
+    return ApiError(error.status, api_message(error))
+
+
+def api_message(error: ApiException) -> str:
+    """The message of the Status the API server sent, else the HTTP reason."""
+    try:
+        message = json.loads(error.body or "").get("message")
+    except (TypeError, ValueError, AttributeError):
+        message = None
+    return str(message or error.reason)
 
 
 class ClientKubeApi:
@@ -102,15 +119,27 @@ class ClientKubeApi:
         except ApiException as error:
             raise _translate(error) from error
 
+    async def _call_json(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """Call without the client's model deserialization (slow, and lossy for custom
+        resources) and read the body in the worker thread, which also returns the
+        connection to the pool: an unread response would cost a new TLS handshake."""
+
+        def call() -> dict[str, Any]:
+            response = fn(*args, _preload_content=False, **kwargs)
+            try:
+                data: dict[str, Any] = json.loads(response.data)
+            finally:
+                response.release_conn()
+            return data
+
+        return await self._call(call)
+
     async def create_pod(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
-        result = await self._call(
-            self._core.create_namespaced_pod, namespace, body, _preload_content=False
-        )
-        return _json(result)
+        return await self._call_json(self._core.create_namespaced_pod, namespace, body)
 
     async def delete_pod(self, namespace: str, name: str) -> None:
         with contextlib.suppress(NotFoundError):
-            await self._call(
+            await self._call_json(
                 self._core.delete_namespaced_pod, name, namespace, grace_period_seconds=5
             )
 
@@ -126,7 +155,7 @@ class ClientKubeApi:
                 tail_lines=lines,
                 limit_bytes=limit_bytes,
             )
-        except (NotFoundError, ApiException) as error:
+        except (NotFoundError, ApiError) as error:
             log.debug("no log for %s/%s: %s", namespace, pod, error)
             return None
         return text
@@ -134,7 +163,7 @@ class ClientKubeApi:
     async def patch_job_status(
         self, namespace: str, name: str, status: dict[str, Any]
     ) -> dict[str, Any]:
-        result = await self._call(
+        return await self._call_json(
             self._custom.patch_namespaced_custom_object_status,
             GROUP,
             VERSION,
@@ -142,13 +171,11 @@ class ClientKubeApi:
             "backgroundjobs",
             name,
             {"status": status},
-            _preload_content=False,
         )
-        return _json(result)
 
     async def delete_job(self, namespace: str, name: str) -> None:
         with contextlib.suppress(NotFoundError):
-            await self._call(
+            await self._call_json(
                 self._custom.delete_namespaced_custom_object,
                 GROUP,
                 VERSION,
@@ -159,20 +186,18 @@ class ClientKubeApi:
             )
 
     async def create_job(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
-        result = await self._call(
+        return await self._call_json(
             self._custom.create_namespaced_custom_object,
             GROUP,
             VERSION,
             namespace,
             "backgroundjobs",
             body,
-            _preload_content=False,
         )
-        return _json(result)
 
     async def patch_queue_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         with contextlib.suppress(NotFoundError):
-            await self._call(
+            await self._call_json(
                 self._custom.patch_namespaced_custom_object_status,
                 GROUP,
                 VERSION,
@@ -180,7 +205,6 @@ class ClientKubeApi:
                 "jobqueues",
                 name,
                 {"status": status},
-                _preload_content=False,
             )
 
     async def post_event(
@@ -218,13 +242,6 @@ class ClientKubeApi:
         }
         body["firstTimestamp"] = body["lastTimestamp"] = now.strftime("%Y-%m-%dT%H:%M:%SZ")
         try:
-            await self._call(
-                self._core.create_namespaced_event, namespace, body, _preload_content=False
-            )
+            await self._call_json(self._core.create_namespaced_event, namespace, body)
         except Exception as error:  # an event is best effort; never fail a reconcile on it
             log.warning("could not post event %s on %s/%s: %s", reason, namespace, name, error)
-
-
-def _json(response: Any) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(response.data)
-    return data
