@@ -32,7 +32,7 @@ import collections
 import dataclasses
 import datetime
 import logging
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from typing import Any, Protocol
 
 from conveyor.api.v1alpha1 import (
@@ -229,14 +229,7 @@ class Controller:
 
     def _priority_classes(self) -> Mapping[str, int]:
         assert self.indices is not None
-        index = self.indices.priority_classes
-
-        class _Values(dict[str, int]):
-            def get(self, key: str, default: Any = None) -> Any:
-                value = _one(index, key)
-                return default if value is None else value
-
-        return _Values()
+        return _PriorityClasses(self.indices.priority_classes)
 
     def effective(self, record: JobRecord) -> Effective | None:
         if record.spec is None:
@@ -631,6 +624,25 @@ class Controller:
         await self.api.patch_queue_status(
             namespace, queue, status.model_dump(by_alias=True, mode="json")
         )
+
+
+class _PriorityClasses(Mapping[str, int]):
+    """PriorityClass name → value, read through the kopf index."""
+
+    def __init__(self, index: Lookup) -> None:
+        self._index = index
+
+    def __getitem__(self, name: str) -> int:
+        value = _one(self._index, name)
+        if value is None:
+            raise KeyError(name)
+        return int(value)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
 
 
 def _count(record: JobRecord, new: BackgroundJobStatus) -> None:
