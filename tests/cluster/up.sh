@@ -467,7 +467,9 @@ build_pause_archive() {
 build_busybox_archive() {
   local out="$IMG_CACHE/busybox-1.35.tar"
   [[ -f "$out" && "$out" -nt /bin/busybox && "$out" -nt "$CLUSTER_SCRIPTS/images/mkimage.py" ]] && return
-  [[ -x /bin/busybox ]] && /bin/busybox --help 2>&1 | grep -q 'v1\.35' \
+  local banner=""
+  [[ -x /bin/busybox ]] && banner="$(/bin/busybox --help 2>&1 || true)"
+  [[ "$banner" == *"v1.35"* ]] \
     || die "/bin/busybox is not Debian's busybox-static 1.35; update BUSYBOX_IMAGE in common.sh"
   log "building $BUSYBOX_IMAGE from Debian's busybox-static"
   local root; root="$(mktemp -d "$IMG_CACHE/busybox-root.XXXXXX")"
