@@ -9,6 +9,9 @@ the operator find a job's pods, and a queue's pods, with one selector.
 from __future__ import annotations
 
 import datetime
+from typing import Any
+
+from conveyor.api.v1alpha1 import API_VERSION
 
 LABEL_JOB = "conveyor.dev/job"
 LABEL_QUEUE = "conveyor.dev/queue"
@@ -45,3 +48,16 @@ def parse_time(text: str | None) -> datetime.datetime | None:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=datetime.UTC)
     return parsed
+
+
+def owned_by_job(job_name: str, uid: str) -> dict[str, Any]:
+    """The owner reference that makes a pod or a run belong to its BackgroundJob: the
+    garbage collector deletes it with the job."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "BackgroundJob",
+        "name": job_name,
+        "uid": uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }

@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from conveyor.api.v1alpha1 import API_VERSION
 from conveyor.core import naming
 from conveyor.core.effective import Effective
 from conveyor.core.lifecycle import JobView
@@ -70,16 +69,7 @@ def render_pod(
             "namespace": job.namespace,
             "labels": labels,
             "annotations": annotations,
-            "ownerReferences": [
-                {
-                    "apiVersion": API_VERSION,
-                    "kind": "BackgroundJob",
-                    "name": job.name,
-                    "uid": uid,
-                    "controller": True,
-                    "blockOwnerDeletion": True,
-                }
-            ],
+            "ownerReferences": [naming.owned_by_job(job.name, uid)],
         },
         "spec": spec,
     }

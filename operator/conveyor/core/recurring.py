@@ -223,16 +223,7 @@ def render_run(
             "namespace": job.namespace,
             "labels": {naming.LABEL_PARENT: job.name},
             "annotations": {naming.ANNOTATION_SCHEDULED_AT: naming.format_time(scheduled_at)},
-            "ownerReferences": [
-                {
-                    "apiVersion": API_VERSION,
-                    "kind": "BackgroundJob",
-                    "name": job.name,
-                    "uid": uid,
-                    "controller": True,
-                    "blockOwnerDeletion": True,
-                }
-            ],
+            "ownerReferences": [naming.owned_by_job(job.name, uid)],
         },
         "spec": spec,
     }
