@@ -150,3 +150,18 @@ def test_render_is_pure():
     second = render_pod(view, uid=UID, attempt=1, effective=effective(job_spec), now=at(0))
     assert first == second
     assert job_spec.model_dump() == before
+
+
+def test_init_containers_learn_the_attempt_too():
+    """An init container (a migration, a lock) sees the same CONVEYOR_* environment."""
+    template = {
+        "spec": {
+            "initContainers": [{"name": "prepare", "image": "busybox:1.36"}],
+            "containers": [{"name": "worker", "image": "busybox:1.36"}],
+        }
+    }
+    job_spec = spec(template=template)
+    pod = render_pod(job(job_spec), uid=UID, attempt=2, effective=effective(job_spec), now=at(0))
+    (init,) = pod["spec"]["initContainers"]
+    assert env_of(init)["CONVEYOR_ATTEMPT"] == "2"
+    assert env_of(init)["CONVEYOR_JOB_NAME"] == JOB

@@ -52,7 +52,7 @@ def render_pod(
         {"name": "CONVEYOR_QUEUE", "value": queue},
     ]
     ours = {item["name"] for item in env}
-    for container in spec.get("containers", []):
+    for container in [*spec.get("initContainers", []), *spec.get("containers", [])]:
         theirs = [e for e in container.get("env") or [] if e.get("name") not in ours]
         container["env"] = [*theirs, *env]
 
