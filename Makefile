@@ -27,8 +27,9 @@ $(STAMP): pyproject.toml
 venv: $(STAMP) ## create the virtual environment with the project and its tools
 
 .PHONY: crds
-crds: $(STAMP) ## regenerate crds/ from the pydantic models
+crds: $(STAMP) ## regenerate crds/ (and the chart's copy) from the pydantic models
 	$(BIN)/python -m conveyor.api.crd --write crds
+	$(MAKE) --no-print-directory chart-crds
 
 .PHONY: lint
 lint: $(STAMP) ## ruff, mypy (strict on the core), import layering, CRDs up to date
