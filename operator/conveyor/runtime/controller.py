@@ -112,7 +112,7 @@ class Controller:
         """How many pods one admission pass creates at once (the API client's pool size)."""
         self.clock = clock
         self.indices: Indices | None = None
-        self.work = WorkQueue(self._handle, workers=workers)
+        self.work = WorkQueue(self._handle, workers=workers, priority=_priority)
         self.scheduler = Scheduler(self.work.add, clock=clock)
         self._job_overlay: dict[Key, JobRecord] = {}
         # Pods this process created that the watch has not shown yet, by (namespace, queue).
@@ -624,6 +624,15 @@ class Controller:
         await self.api.patch_queue_status(
             namespace, queue, status.model_dump(by_alias=True, mode="json")
         )
+
+
+_PRIORITY = {"queue": 0, "job": 1, "queue-status": 2, "queued": 3}
+
+
+def _priority(key: Hashable) -> int:
+    """Admission first: a long line of job reconciles must not delay the starts."""
+    assert isinstance(key, tuple)
+    return _PRIORITY.get(key[0], 1)
 
 
 class _PriorityClasses(Mapping[str, int]):

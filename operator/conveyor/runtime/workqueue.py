@@ -1,4 +1,4 @@
-"""A deduplicating work queue: a key is never processed by two workers at once.
+"""A deduplicating work queue with priorities: a key is never processed by two workers at once.
 
 Watch events, timers and admissions all say "look at this key again"; many
 such requests for the same key collapse into one pass. A key re-added while
@@ -8,11 +8,18 @@ shape of client-go's workqueue, and what lets the reconcilers read the
 indices without locks. A key whose reconcile fails is retried with
 exponential backoff (1s, 2s, 4s ... 60s), so a persistent error (a
 forbidden namespace, an API outage) does not become a busy loop.
+
+Keys have a priority (lower first, FIFO within one). Ten thousand jobs
+submitted at once are ten thousand job keys; the admission pass of their
+queue must not wait behind all of them, or nothing starts until every job
+has been looked at once. So admission goes first, then job reconciles, and
+writes that only inform (a Queued phase) come last.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections.abc import Awaitable, Callable, Hashable
 
@@ -20,10 +27,18 @@ log = logging.getLogger(__name__)
 
 
 class WorkQueue:
-    def __init__(self, handler: Callable[[Hashable], Awaitable[None]], *, workers: int) -> None:
+    def __init__(
+        self,
+        handler: Callable[[Hashable], Awaitable[None]],
+        *,
+        workers: int,
+        priority: Callable[[Hashable], int] = lambda _key: 0,
+    ) -> None:
         self._handler = handler
+        self._priority = priority
         self._workers = workers
-        self._queue: asyncio.Queue[Hashable] = asyncio.Queue()
+        self._queue: asyncio.PriorityQueue[tuple[int, int, Hashable]] = asyncio.PriorityQueue()
+        self._order = itertools.count()
         self._queued: set[Hashable] = set()
         self._processing: set[Hashable] = set()
         self._dirty: set[Hashable] = set()
@@ -48,14 +63,14 @@ class WorkQueue:
             self._dirty.add(key)
         elif key not in self._queued:
             self._queued.add(key)
-            self._queue.put_nowait(key)
+            self._queue.put_nowait((self._priority(key), next(self._order), key))
 
     def __len__(self) -> int:
         return len(self._queued)
 
     async def _work(self) -> None:
         while True:
-            key = await self._queue.get()
+            _, _, key = await self._queue.get()
             self._queued.discard(key)
             self._processing.add(key)
             try:
