@@ -63,6 +63,7 @@ log = logging.getLogger(__name__)
 Key = tuple[str, str]
 LOG_TAIL_LINES = 20
 QUEUE_STATUS_INTERVAL = datetime.timedelta(seconds=1)
+ADMISSION_COALESCING = datetime.timedelta(milliseconds=50)
 
 
 def utcnow() -> datetime.datetime:
@@ -119,6 +120,7 @@ class Controller:
         self._created_pods: dict[Key, dict[tuple[str, int], PodRecord]] = {}
         self._log_tails: dict[Key, str] = {}
         self._waiting: dict[Key, dict[str, admission.Candidate]] = collections.defaultdict(dict)
+        self._unwritten: dict[Key, set[str]] = {}
         self._locks: dict[Key, asyncio.Lock] = {}
         self._background: set[asyncio.Task[None]] = set()
 
@@ -159,7 +161,11 @@ class Controller:
             created.pop((record.job, record.view.attempt), None)
         self.work.add(("job", record.namespace, record.job))
         if deleted or record.view.terminal:
-            self.work.add(("queue", record.namespace, record.queue))
+            # A slot freed. Pods of a busy queue finish by the hundred: one admission pass
+            # a moment later serves them all.
+            self.scheduler.at(
+                ("queue", record.namespace, record.queue), self.clock() + ADMISSION_COALESCING
+            )
         if deleted:
             self._log_tails.pop((record.namespace, record.view.name), None)
 
@@ -303,7 +309,9 @@ class Controller:
                 )
                 self.work.add(("queue", namespace, record.queue))
                 if record.status.phase is None:
-                    return  # the admitter writes Running, or Queued if it must wait
+                    # The admitter writes Running, or has Queued written if it must wait.
+                    self._unwritten.setdefault(queue_key, set()).add(name)
+                    return
             else:
                 self._waiting.get(queue_key, {}).pop(name, None)
             await self._carry_out(record, decision, pods)
@@ -523,9 +531,9 @@ class Controller:
         )
         # Jobs that must wait and were never written get their Queued status from the
         # reconcilers, not from this pass, which would otherwise hold the queue meanwhile.
-        for name in list(waiting):
-            record = self.job(namespace, name)
-            if record is not None and record.status.phase is None:
+        unwritten = self._unwritten.pop((namespace, queue), set())
+        for name in unwritten:
+            if name in waiting:
                 self.work.add(("queued", namespace, name))
         if decided.retry_at is not None:
             self.scheduler.at(("queue", namespace, queue), decided.retry_at)
