@@ -63,7 +63,7 @@ log = logging.getLogger(__name__)
 Key = tuple[str, str]
 LOG_TAIL_LINES = 20
 QUEUE_STATUS_INTERVAL = datetime.timedelta(seconds=1)
-ADMISSION_COALESCING = datetime.timedelta(milliseconds=50)
+ADMISSION_COALESCING = datetime.timedelta(milliseconds=100)
 
 
 def utcnow() -> datetime.datetime:
@@ -304,10 +304,20 @@ class Controller:
                 assert record.spec is not None
                 effective = self.effective(record)
                 assert effective is not None
-                self._waiting[queue_key][name] = admission.Candidate(
+                waiting = self._waiting[queue_key]
+                joined = name not in waiting
+                first = not waiting
+                waiting[name] = admission.Candidate(
                     name=name, priority=effective.priority, created_at=record.created_at
                 )
-                self.work.add(("queue", namespace, record.queue))
+                if first:
+                    self.work.add(("queue", namespace, record.queue))
+                elif joined:
+                    # A line is forming: one pass a moment later admits the newcomers
+                    # together, instead of one pass over the whole line per newcomer.
+                    self.scheduler.at(
+                        ("queue", namespace, record.queue), self.clock() + ADMISSION_COALESCING
+                    )
                 if record.status.phase is None:
                     # The admitter writes Running, or has Queued written if it must wait.
                     self._unwritten.setdefault(queue_key, set()).add(name)
