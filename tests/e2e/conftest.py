@@ -67,7 +67,7 @@ class HelmError(subprocess.CalledProcessError):
 def run_helm(*args: str, kubeconfig: str | None = None, timeout: float = 300) -> str:
     binary = helm_path()
     if binary is None:
-        pytest.skip("helm not found (tests/cluster/up.sh builds it)")
+        pytest.fail("helm not found (tests/cluster/up.sh builds it)", pytrace=False)
     cmd = [binary, *args]
     if kubeconfig:
         cmd += ["--kubeconfig", kubeconfig]
