@@ -17,7 +17,16 @@ import kopf
 
 from conveyor.api.v1alpha1 import GROUP, VERSION
 from conveyor.core import naming
-from conveyor.runtime.controller import Controller, Indices
+from conveyor.runtime.controller import (
+    DEPENDENT_OF,
+    IN_QUEUE,
+    JOB,
+    OF_JOB,
+    OF_QUEUE,
+    RUN_OF,
+    Controller,
+    Indices,
+)
 from conveyor.runtime.records import JobRecord, PodRecord, QueueRecord
 
 log = logging.getLogger(__name__)
@@ -27,37 +36,31 @@ OUR_PODS = {naming.LABEL_JOB: kopf.PRESENT}
 
 @kopf.index(GROUP, VERSION, "backgroundjobs")
 async def jobs(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> Any:
-    return {(namespace, name): JobRecord.from_body(_raw(body))}
-
-
-@kopf.index(GROUP, VERSION, "backgroundjobs")
-async def jobs_by_queue(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> Any:
-    queue = (body.get("spec") or {}).get("queue") or naming.NO_QUEUE
-    return {(namespace, queue): name}
-
-
-@kopf.index(GROUP, VERSION, "backgroundjobs")
-async def dependents(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> Any:
-    deps = (body.get("spec") or {}).get("dependsOn") or []
-    return {(namespace, dep): name for dep in deps if isinstance(dep, str)}
-
-
-@kopf.index(GROUP, VERSION, "backgroundjobs", labels={naming.LABEL_PARENT: kopf.PRESENT})
-async def runs(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> Any:
-    parent = body.get("metadata", {}).get("labels", {}).get(naming.LABEL_PARENT)
-    return {(namespace, parent): name}
+    """One index for every lookup by job: kopf runs each index per event, so one is cheapest."""
+    raw = _raw(body)
+    record = JobRecord.from_body(raw)
+    entries: dict[tuple[str, str | None, str], Any] = {
+        (JOB, namespace, name): record,
+        (IN_QUEUE, namespace, record.queue): name,
+    }
+    for dep in (raw.get("spec") or {}).get("dependsOn") or []:
+        if isinstance(dep, str):
+            entries[(DEPENDENT_OF, namespace, dep)] = name
+    parent = ((raw.get("metadata") or {}).get("labels") or {}).get(naming.LABEL_PARENT)
+    if parent:
+        entries[(RUN_OF, namespace, parent)] = name
+    return entries
 
 
 @kopf.index("v1", "pods", labels=OUR_PODS)
 async def pods(body: kopf.Body, **_: Any) -> Any:
     record = PodRecord.from_body(_raw(body))
-    return None if record is None else {(record.namespace, record.job): record}
-
-
-@kopf.index("v1", "pods", labels=OUR_PODS)
-async def pods_by_queue(body: kopf.Body, **_: Any) -> Any:
-    record = PodRecord.from_body(_raw(body))
-    return None if record is None else {(record.namespace, record.queue): record}
+    if record is None:
+        return None
+    return {
+        (OF_JOB, record.namespace, record.job): record,
+        (OF_QUEUE, record.namespace, record.queue): record,
+    }
 
 
 @kopf.index(GROUP, VERSION, "jobqueues")
@@ -76,13 +79,9 @@ def _controller(memo: Any, kwargs: dict[str, Any]) -> Controller:
         controller.bind(
             Indices(
                 jobs=kwargs["jobs"],
-                jobs_by_queue=kwargs["jobs_by_queue"],
-                dependents=kwargs["dependents"],
                 pods=kwargs["pods"],
-                pods_by_queue=kwargs["pods_by_queue"],
                 queues=kwargs["queues"],
                 priority_classes=kwargs["priority_classes"],
-                runs=kwargs["runs"],
             )
         )
     return controller

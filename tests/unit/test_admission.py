@@ -334,3 +334,112 @@ def test_retry_at_is_exact_with_starts_recorded_ahead_of_now(rate_max, past_ms, 
         limits=limits, now=first.retry_at, running=0, recent_starts=starts, candidates=rest
     )
     assert on_time.admitted
+
+
+# ---------------------------------------------------------------- the waiting line
+
+
+line_ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("add"), names, small_priorities, coarse_moments),
+        st.tuples(st.just("discard"), names),
+        st.tuples(st.just("take"), st.integers(0, 4)),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(line_ops)
+def test_waiting_line_takes_like_sorting_the_jobs_in_line(ops):
+    """Any mix of joins, re-joins with new priorities, leaves and takes: take() is start order."""
+    line = admission.WaitingLine()
+    model: dict[str, Candidate] = {}
+    for op in ops:
+        if op[0] == "add":
+            candidate = Candidate(name=op[1], priority=op[2], created_at=op[3])
+            assert line.add(candidate) is (op[1] not in model)
+            model[op[1]] = candidate
+        elif op[0] == "discard":
+            line.discard(op[1])
+            model.pop(op[1], None)
+        else:
+            expected = start_order(model.values())[: op[1]]
+            assert line.take(op[1]) == expected
+            for candidate in expected:
+                del model[candidate.name]
+        assert len(line) == len(model)
+        assert list(line) == start_order(model.values())
+
+
+def test_waiting_line_stays_small_under_churn():
+    """Re-adding the same jobs with new priorities does not grow the heap without bound."""
+    line = admission.WaitingLine()
+    for round_ in range(200):
+        for i in range(10):
+            line.add(Candidate(f"j{i}", round_, at(i)))
+    assert len(line) == 10
+    assert len(line._heap) <= 2 * 10 + 64
+    assert [c.name for c in line.take(3)] == ["j0", "j1", "j2"]
+
+
+# ---------------------------------------------------------------- occupancy
+
+
+def test_occupancy_counts_live_pods_and_a_late_create_response_does_not_revive_one():
+    occupancy = admission.Occupancy()
+    occupancy.observe("a", live=True, created_at=at(0))
+    occupancy.observe("b", live=True, created_at=at(0))
+    occupancy.observe("a", live=True, created_at=at(0))  # seen twice
+    assert occupancy.running == 2
+    occupancy.observe("b", live=False, created_at=at(0))
+    occupancy.observe("b", live=True, created_at=at(0))  # the create response, read late
+    assert occupancy.running == 1
+    occupancy.forget("a")
+    occupancy.observe("a", live=True, created_at=at(0))  # read after the delete
+    assert occupancy.running == 0
+
+
+def test_occupancy_forgets_deleted_pods_within_a_bound():
+    occupancy = admission.Occupancy()
+    for i in range(admission.Occupancy.FORGOTTEN + 10):
+        occupancy.forget(f"p{i}")
+    assert len(occupancy._forgotten_set) == admission.Occupancy.FORGOTTEN
+    occupancy.observe("p0", live=True, created_at=None)  # long gone from memory: counted
+    assert occupancy.running == 1
+
+
+def test_occupancy_keeps_start_times_for_one_rate_period_only():
+    occupancy = admission.Occupancy(datetime.timedelta(seconds=2))
+    for i, second in enumerate([0, 1, 2, 3]):
+        occupancy.observe(f"p{i}", live=False, created_at=at(second))
+    occupancy.observe("p3", live=False, created_at=at(3))  # no double count
+    assert occupancy.recent_starts(at(3)) == [at(2), at(3)]
+    assert len(occupancy._starts) == 2
+    assert admission.Occupancy().recent_starts(at(3)) == []  # no rate limit: nothing kept
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    waiting=st.integers(0, 12),
+    concurrency=st.none() | st.integers(1, 10),
+    running=st.integers(0, 15),
+    rate=st.none() | st.integers(1, 10),
+    recent=st.lists(st.integers(0, 2_000_000), max_size=12),
+    paused=st.booleans(),
+)
+def test_plan_agrees_with_admit(*, waiting, concurrency, running, rate, recent, paused):
+    """plan() (used with the waiting line) admits as many as admit() (used on a list)."""
+    limits = QueueLimits(
+        concurrency=concurrency, rate_max=rate, rate_period_seconds=1, paused=paused
+    )
+    starts = [T0 + datetime.timedelta(microseconds=us) for us in recent]
+    cands = [Candidate(f"j{i}", 0, at(i)) for i in range(waiting)]
+    planned = admission.plan(
+        limits=limits, now=at(2), running=running, recent_starts=starts, waiting=waiting
+    )
+    decided = admit(
+        limits=limits, now=at(2), running=running, recent_starts=starts, candidates=cands
+    )
+    assert decided.admitted == cands[: planned.slots]
+    assert (decided.retry_at, decided.held_by) == (planned.retry_at, planned.held_by)

@@ -15,13 +15,22 @@ Order is effective priority (higher first), then creation time (older first),
 then name, so that the waiting line is total and the same after a restart.
 When the rate limit holds jobs back, `retry_at` says when the next token
 frees, so the caller can sleep exactly that long instead of polling.
+
+A queue can hold ten thousand waiting jobs and as many pods, and the admitter
+runs many times a second while it drains. So the two sides of the decision are
+kept up to date as events arrive instead of recomputed per pass: the
+`WaitingLine` stays in start order (a heap), and `Occupancy` knows which pods
+hold a slot and when the recent ones started. A pass then costs the jobs it
+admits, not the size of the queue.
 """
 
 from __future__ import annotations
 
 import bisect
+import collections
 import datetime
-from collections.abc import Iterable, Sequence
+import heapq
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 PRIORITY_OFFSET = 1_000_000_000
@@ -73,22 +82,29 @@ def queue_order_key(priority: int, created_at: datetime.datetime, name: str) -> 
     return f"{inverted:010d}/{stamp}/{name}"
 
 
-def admit(
+@dataclass(frozen=True)
+class Plan:
+    slots: int
+    """How many of the waiting jobs start now (the first ones in start order)."""
+    retry_at: datetime.datetime | None
+    held_by: str | None
+
+
+def plan(
     *,
     limits: QueueLimits,
     now: datetime.datetime,
     running: int,
     recent_starts: Sequence[datetime.datetime],
-    candidates: Iterable[Candidate],
-) -> Admission:
-    """Pick the candidates that start now, in start order."""
-    waiting = start_order(candidates)
-    if not waiting:
-        return Admission([], None, None)
+    waiting: int,
+) -> Plan:
+    """How many of `waiting` jobs start now, and if some must wait, why and until when."""
+    if waiting <= 0:
+        return Plan(0, None, None)
     if limits.paused:
-        return Admission([], None, "Paused")
+        return Plan(0, None, "Paused")
 
-    slots = len(waiting)
+    slots = waiting
     if limits.concurrency is not None:
         slots = min(slots, max(0, limits.concurrency - running))
 
@@ -106,11 +122,139 @@ def admit(
             starts = sorted([*in_window, *([now] * tokens)])
             retry_at = starts[len(starts) - limits.rate_max] + period
 
-    admitted = waiting[:slots]
-    held_by = None
-    if len(admitted) < len(waiting):
-        held_by = "RateLimit" if retry_at is not None else "Concurrency"
-    return Admission(admitted, retry_at if len(admitted) < len(waiting) else None, held_by)
+    if slots >= waiting:
+        return Plan(waiting, None, None)
+    return Plan(slots, retry_at, "RateLimit" if retry_at is not None else "Concurrency")
+
+
+def admit(
+    *,
+    limits: QueueLimits,
+    now: datetime.datetime,
+    running: int,
+    recent_starts: Sequence[datetime.datetime],
+    candidates: Iterable[Candidate],
+) -> Admission:
+    """Pick the candidates that start now, in start order."""
+    waiting = start_order(candidates)
+    decided = plan(
+        limits=limits, now=now, running=running, recent_starts=recent_starts, waiting=len(waiting)
+    )
+    return Admission(waiting[: decided.slots], decided.retry_at, decided.held_by)
+
+
+class WaitingLine:
+    """The jobs of one queue that are ready to start, in start order as they come and go.
+
+    A heap with lazy deletion: a job that leaves, or comes back with another
+    priority, leaves a stale entry behind that `take` skips; the heap is rebuilt
+    when stale entries outnumber live ones.
+    """
+
+    def __init__(self) -> None:
+        self._members: dict[str, Candidate] = {}
+        self._heap: list[tuple[tuple[int, datetime.datetime, str], Candidate]] = []
+
+    def __len__(self) -> int:
+        return len(self._members)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._members
+
+    def add(self, candidate: Candidate) -> bool:
+        """Put a job in line (or update its place); True if it was not in line before."""
+        known = self._members.get(candidate.name)
+        if known == candidate:
+            return False
+        self._members[candidate.name] = candidate
+        heapq.heappush(self._heap, (candidate.sort_key, candidate))
+        self._compact()
+        return known is None
+
+    def discard(self, name: str) -> None:
+        if self._members.pop(name, None) is not None:
+            self._compact()
+
+    def take(self, count: int) -> list[Candidate]:
+        """Remove and return the first `count` jobs in start order."""
+        taken: list[Candidate] = []
+        while len(taken) < count and self._heap:
+            _, candidate = heapq.heappop(self._heap)
+            if self._members.get(candidate.name) is candidate:
+                del self._members[candidate.name]
+                taken.append(candidate)
+        return taken
+
+    def __iter__(self) -> Iterator[Candidate]:
+        """The jobs in line, in start order (sorts; for tests and inspection)."""
+        return iter(start_order(self._members.values()))
+
+    def _compact(self) -> None:
+        if len(self._heap) > 2 * len(self._members) + 64:
+            self._heap = [(c.sort_key, c) for c in self._members.values()]
+            heapq.heapify(self._heap)
+
+
+class Occupancy:
+    """The pods of one queue that hold a slot, and when the recent ones started.
+
+    Fed with every state of every pod as it is seen, in any order and more than
+    once: a pod's end is final, so a late, older state (the response to the
+    create, read after the watch showed the pod finished) never revives it.
+    Pods are known by uid, so a pod recreated under the same name is new.
+    Start times are kept only for a rate-limited queue, for one period; the
+    caller builds a new Occupancy when the queue's limits change.
+    """
+
+    FORGOTTEN = 4096
+    """Deleted pods remembered, against a create response read after the delete."""
+
+    def __init__(self, rate_period: datetime.timedelta | None = None) -> None:
+        self.rate_period = rate_period
+        self._live: set[str] = set()
+        self._ended: set[str] = set()
+        self._forgotten: collections.deque[str] = collections.deque()
+        self._forgotten_set: set[str] = set()
+        self._starts: list[tuple[datetime.datetime, str]] = []
+        self._started: set[str] = set()
+
+    @property
+    def running(self) -> int:
+        return len(self._live)
+
+    def observe(self, uid: str, *, live: bool, created_at: datetime.datetime | None) -> None:
+        if uid in self._forgotten_set:
+            return
+        if live and uid not in self._ended:
+            self._live.add(uid)
+        elif not live:
+            self._live.discard(uid)
+            self._ended.add(uid)
+        if self.rate_period is not None and created_at is not None and uid not in self._started:
+            self._started.add(uid)
+            bisect.insort(self._starts, (created_at, uid))
+
+    def forget(self, uid: str) -> None:
+        """The pod is gone: it holds no slot, now or later."""
+        self._live.discard(uid)
+        self._ended.discard(uid)
+        if uid in self._forgotten_set:
+            return
+        if len(self._forgotten) >= self.FORGOTTEN:
+            self._forgotten_set.discard(self._forgotten.popleft())
+        self._forgotten.append(uid)
+        self._forgotten_set.add(uid)
+
+    def recent_starts(self, now: datetime.datetime) -> list[datetime.datetime]:
+        """Starts in the rate period ending now; older ones are dropped for good."""
+        if self.rate_period is None:
+            return []
+        cut = bisect.bisect_right(self._starts, (now - self.rate_period, "\U0010ffff"))
+        if cut:
+            for _, uid in self._starts[:cut]:
+                self._started.discard(uid)
+            del self._starts[:cut]
+        return [moment for moment, _ in self._starts]
 
 
 def count_in_window(

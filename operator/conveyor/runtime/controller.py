@@ -77,16 +77,22 @@ class Lookup(Protocol):
     def __contains__(self, key: object) -> bool: ...
 
 
+# Keys of the jobs index: (kind, namespace, name).
+JOB = "job"  # → the JobRecord
+IN_QUEUE = "in-queue"  # queue name → the names of its jobs
+DEPENDENT_OF = "dependent-of"  # job name → the jobs that depend on it
+RUN_OF = "run-of"  # recurring job name → its runs
+# Keys of the pods index.
+OF_JOB = "of-job"  # job name → its PodRecords
+OF_QUEUE = "of-queue"  # queue name → its PodRecords
+
+
 @dataclasses.dataclass
 class Indices:
     jobs: Lookup
-    jobs_by_queue: Lookup
-    dependents: Lookup
     pods: Lookup
-    pods_by_queue: Lookup
     queues: Lookup
     priority_classes: Lookup
-    runs: Lookup
 
 
 def _values(lookup: Lookup, key: Any) -> list[Any]:
@@ -116,10 +122,15 @@ class Controller:
         self.work = WorkQueue(self._handle, workers=workers, priority=_priority)
         self.scheduler = Scheduler(self.work.add, clock=clock)
         self._job_overlay: dict[Key, JobRecord] = {}
-        # Pods this process created that the watch has not shown yet, by (namespace, queue).
-        self._created_pods: dict[Key, dict[tuple[str, int], PodRecord]] = {}
+        # Pods this process created that the watch has not shown yet, by (namespace, job).
+        self._created_pods: dict[Key, dict[int, PodRecord]] = {}
         self._log_tails: dict[Key, str] = {}
-        self._waiting: dict[Key, dict[str, admission.Candidate]] = collections.defaultdict(dict)
+        # By (namespace, queue): the jobs ready to start, and the pods holding slots.
+        self._waiting: dict[Key, admission.WaitingLine] = collections.defaultdict(
+            admission.WaitingLine
+        )
+        self._occupancy: dict[Key, admission.Occupancy] = {}
+        self._queue_generations: dict[Key, tuple[int | None, bool] | None] = {}
         self._unwritten: dict[Key, set[str]] = {}
         self._locks: dict[Key, asyncio.Lock] = {}
         self._background: set[asyncio.Task[None]] = set()
@@ -151,14 +162,25 @@ class Controller:
             self._job_overlay.pop(key, None)
             self._locks.pop(key, None)
             for waiting in self._waiting.values():
-                waiting.pop(name, None)
+                waiting.discard(name)
 
     def pod_changed(self, record: PodRecord | None, *, deleted: bool) -> None:
         if record is None:
             return
-        created = self._created_pods.get((record.namespace, record.queue))
-        if created:
-            created.pop((record.job, record.view.attempt), None)
+        job_key = (record.namespace, record.job)
+        created = self._created_pods.get(job_key)
+        if created is not None:
+            created.pop(record.view.attempt, None)
+            if not created:
+                del self._created_pods[job_key]
+        occupancy = self._occupancy.get((record.namespace, record.queue))
+        if occupancy is not None:
+            if deleted:
+                occupancy.forget(record.uid)
+            else:
+                occupancy.observe(
+                    record.uid, live=record.view.live, created_at=record.view.created_at
+                )
         self.work.add(("job", record.namespace, record.job))
         if deleted or record.view.terminal:
             # A slot freed. Pods of a busy queue finish by the hundred: one admission pass
@@ -170,12 +192,22 @@ class Controller:
             self._log_tails.pop((record.namespace, record.view.name), None)
 
     def queue_changed(self, namespace: str, name: str) -> None:
+        """A queue appeared, went, or changed its spec: its jobs and limits are looked at again.
+
+        Changes of its status alone (our own writes, once a second) change nothing.
+        """
+        key = (namespace, name)
+        record = self.queue_record(namespace, name)
+        seen = None if record is None else (record.generation, record.spec is not None)
+        if key in self._queue_generations and self._queue_generations[key] == seen:
+            return
+        self._queue_generations[key] = seen
+        self._occupancy.pop(key, None)  # the rate period may have changed
         self.work.add(("queue", namespace, name))
         self._queue_status_soon(namespace, name)
-        assert self.indices is not None
-        for job_name in _values(self.indices.jobs_by_queue, (namespace, name)):
-            record = self.job(namespace, job_name)
-            if record is None or record.status.phase in (None, "Pending", "Queued"):
+        for job_name in self._job_names_in_queue(namespace, name):
+            job = self.job(namespace, job_name)
+            if job is None or job.status.phase in (None, "Pending", "Queued"):
                 self.work.add(("job", namespace, job_name))
 
     async def _handle(self, key: Hashable) -> None:
@@ -197,7 +229,7 @@ class Controller:
     def job(self, namespace: str, name: str) -> JobRecord | None:
         assert self.indices is not None
         key = (namespace, name)
-        indexed: JobRecord | None = _one(self.indices.jobs, key)
+        indexed: JobRecord | None = _one(self.indices.jobs, (JOB, namespace, name))
         overlay = self._job_overlay.get(key)
         if overlay is None:
             return indexed
@@ -219,19 +251,20 @@ class Controller:
     def pods_of(self, record: JobRecord) -> dict[int, PodRecord]:
         assert self.indices is not None
         pods: dict[int, PodRecord] = {
-            p.view.attempt: p for p in _values(self.indices.pods, record.key)
+            p.view.attempt: p for p in _values(self.indices.pods, (OF_JOB, *record.key))
         }
-        created = self._created_pods.get((record.namespace, record.queue))
-        if created:
-            for (job, attempt), pod in created.items():
-                if job == record.name:
-                    pods.setdefault(attempt, pod)
+        for attempt, pod in self._created_pods.get(record.key, {}).items():
+            pods.setdefault(attempt, pod)
         return pods
 
     def _dependents(self, namespace: str, name: str) -> list[str]:
         if self.indices is None:
             return []
-        return [str(v) for v in _values(self.indices.dependents, (namespace, name))]
+        return [str(v) for v in _values(self.indices.jobs, (DEPENDENT_OF, namespace, name))]
+
+    def _job_names_in_queue(self, namespace: str, queue: str) -> list[str]:
+        assert self.indices is not None
+        return [str(v) for v in _values(self.indices.jobs, (IN_QUEUE, namespace, queue))]
 
     def _priority_classes(self) -> Mapping[str, int]:
         assert self.indices is not None
@@ -305,10 +338,11 @@ class Controller:
                 effective = self.effective(record)
                 assert effective is not None
                 waiting = self._waiting[queue_key]
-                joined = name not in waiting
                 first = not waiting
-                waiting[name] = admission.Candidate(
-                    name=name, priority=effective.priority, created_at=record.created_at
+                joined = waiting.add(
+                    admission.Candidate(
+                        name=name, priority=effective.priority, created_at=record.created_at
+                    )
                 )
                 if first:
                     self.work.add(("queue", namespace, record.queue))
@@ -322,8 +356,8 @@ class Controller:
                     # The admitter writes Running, or has Queued written if it must wait.
                     self._unwritten.setdefault(queue_key, set()).add(name)
                     return
-            else:
-                self._waiting.get(queue_key, {}).pop(name, None)
+            elif queue_key in self._waiting:
+                self._waiting[queue_key].discard(name)
             await self._carry_out(record, decision, pods)
 
     async def _fetch_log_tail(self, record: JobRecord, pods: Mapping[int, PodRecord]) -> None:
@@ -409,10 +443,18 @@ class Controller:
         metrics.ATTEMPTS_STARTED.labels(record.namespace, record.queue).inc()
         pod = PodRecord.from_body(created)
         if pod is not None:
-            self._created_pods.setdefault((record.namespace, pod.queue), {})[
-                (record.name, attempt)
-            ] = pod
+            self._track_created(record, pod)
         return None
+
+    def _track_created(self, record: JobRecord, pod: PodRecord) -> None:
+        """Count a pod we created before the watch shows it (it may have shown it already)."""
+        assert self.indices is not None
+        occupancy = self._occupancy.get((record.namespace, pod.queue))
+        if occupancy is not None:
+            occupancy.observe(pod.uid, live=pod.view.live, created_at=pod.view.created_at)
+        seen = any(p.uid == pod.uid for p in _values(self.indices.pods, (OF_JOB, *record.key)))
+        if not seen:
+            self._created_pods.setdefault(record.key, {})[pod.view.attempt] = pod
 
     async def _mark_invalid(self, record: JobRecord, message: str) -> None:
         around = dataclasses.replace(self.surroundings(record, admit=False), invalid=message)
@@ -453,7 +495,7 @@ class Controller:
     def runs_of(self, record: JobRecord) -> list[recurring.Run]:
         assert self.indices is not None
         runs = []
-        for name in _values(self.indices.runs, record.key):
+        for name in _values(self.indices.jobs, (RUN_OF, *record.key)):
             child = self.job(record.namespace, str(name))
             if child is None or child.owner_uid != record.uid:
                 continue
@@ -505,15 +547,29 @@ class Controller:
             paused=spec.paused,
         )
 
-    def _queue_pods(self, namespace: str, queue: str) -> dict[tuple[str, int], PodRecord]:
-        assert self.indices is not None
-        pods = {
-            (p.job, p.view.attempt): p
-            for p in _values(self.indices.pods_by_queue, (namespace, queue))
-        }
-        for key, pod in self._created_pods.get((namespace, queue), {}).items():
-            pods.setdefault(key, pod)
-        return pods
+    def _occupancy_of(
+        self, namespace: str, queue: str, limits: admission.QueueLimits
+    ) -> admission.Occupancy:
+        """The queue's occupancy, counted from the index once and kept up to date by events."""
+        key = (namespace, queue)
+        occupancy = self._occupancy.get(key)
+        if occupancy is None:
+            assert self.indices is not None
+            period = (
+                datetime.timedelta(seconds=limits.rate_period_seconds)
+                if limits.rate_max is not None
+                else None
+            )
+            occupancy = self._occupancy[key] = admission.Occupancy(period)
+            for pod in _values(self.indices.pods, (OF_QUEUE, namespace, queue)):
+                occupancy.observe(pod.uid, live=pod.view.live, created_at=pod.view.created_at)
+            for created in self._created_pods.values():
+                for pod in created.values():
+                    if pod.namespace == namespace and pod.queue == queue:
+                        occupancy.observe(
+                            pod.uid, live=pod.view.live, created_at=pod.view.created_at
+                        )
+        return occupancy
 
     async def admit_queue(self, namespace: str, queue: str) -> None:
         limits = self._limits(namespace, queue)
@@ -521,24 +577,16 @@ class Controller:
         if limits is None or not waiting:
             return
         now = self.clock()
-        pods = self._queue_pods(namespace, queue).values()
-        running = sum(1 for p in pods if p.view.live)
-        horizon = now - datetime.timedelta(seconds=limits.rate_period_seconds)
-        recent = [
-            p.view.created_at for p in pods if p.view.created_at and p.view.created_at > horizon
-        ]
-        decided = admission.admit(
+        occupancy = self._occupancy_of(namespace, queue, limits)
+        decided = admission.plan(
             limits=limits,
             now=now,
-            running=running,
-            recent_starts=recent,
-            candidates=list(waiting.values()),
+            running=occupancy.running,
+            recent_starts=occupancy.recent_starts(now),
+            waiting=len(waiting),
         )
-        for candidate in decided.admitted:
-            waiting.pop(candidate.name, None)
-        await _bounded(
-            (self._start(namespace, c.name) for c in decided.admitted), limit=self.parallelism
-        )
+        admitted = waiting.take(decided.slots)
+        await _bounded((self._start(namespace, c.name) for c in admitted), limit=self.parallelism)
         # Jobs that must wait and were never written get their Queued status from the
         # reconcilers, not from this pass, which would otherwise hold the queue meanwhile.
         unwritten = self._unwritten.pop((namespace, queue), set())
@@ -598,7 +646,7 @@ class Controller:
         now = self.clock()
         counts: collections.Counter[str] = collections.Counter()
         oldest: datetime.datetime | None = None
-        for job_name in _values(self.indices.jobs_by_queue, (namespace, queue)):
+        for job_name in self._job_names_in_queue(namespace, queue):
             job = self.job(namespace, job_name)
             if job is None or (job.spec is not None and job.spec.is_recurring):
                 continue
@@ -606,7 +654,8 @@ class Controller:
             counts[phase] += 1
             if phase in ("Pending", "Queued") and (oldest is None or job.created_at < oldest):
                 oldest = job.created_at
-        live = sum(1 for p in self._queue_pods(namespace, queue).values() if p.view.live)
+        limits = self._limits(namespace, queue)
+        live = self._occupancy_of(namespace, queue, limits).running if limits else 0
         if record.spec is None:
             ready = ("False", "InvalidSpec", record.spec_error or "the spec is invalid")
         elif record.spec.paused:

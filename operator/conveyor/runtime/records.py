@@ -168,6 +168,7 @@ class QueueRecord:
 @dataclass(frozen=True)
 class PodRecord:
     namespace: str
+    uid: str
     job: str
     queue: str
     resource_version: int
@@ -245,6 +246,7 @@ class PodRecord:
         )
         return cls(
             namespace=meta.get("namespace", ""),
+            uid=meta.get("uid", ""),
             job=labels.get(naming.LABEL_JOB, ""),
             queue=labels.get(naming.LABEL_QUEUE, ""),
             resource_version=resource_version(meta),
