@@ -16,8 +16,7 @@ from typing import Any
 
 import kopf
 
-from conveyor import handlers
-from conveyor.api.v1alpha1 import GROUP
+from conveyor import handlers, kopf_setup
 from conveyor.runtime import metrics
 from conveyor.runtime.controller import Controller
 from conveyor.runtime.kube import ClientKubeApi
@@ -63,25 +62,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def configure(settings: kopf.OperatorSettings, *, namespaces: list[str]) -> None:
-    """Settings that keep kopf from writing to the objects it watches.
-
-    Scanning (watching Namespaces and CRDs) is only needed for namespace
-    patterns such as `team-*`; without patterns it is off, and the operator
-    needs no permission on Namespaces or CRDs.
-    """
-    settings.persistence.finalizer = f"{GROUP}/finalizer"
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=GROUP, key="last-handled-configuration"
-    )
-    settings.posting.enabled = False
-    settings.watching.server_timeout = 300
-    settings.watching.client_timeout = 330
-    settings.networking.request_timeout = 30
-    settings.scanning.disabled = not any(_is_pattern(ns) for ns in namespaces)
-
-
 def _is_pattern(namespace: str) -> bool:
     return any(char in namespace for char in "*?[]!,")
 
@@ -112,7 +92,9 @@ def main(argv: list[str] | None = None) -> int:
 
     @kopf.on.startup()
     async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
-        configure(settings, namespaces=args.namespace)
+        kopf_setup.configure(
+            settings, watch_namespaces=any(_is_pattern(ns) for ns in args.namespace)
+        )
 
     @kopf.on.cleanup()
     async def cleanup(**_: Any) -> None:

@@ -204,6 +204,10 @@ class Occupancy:
     Pods are known by uid, so a pod recreated under the same name is new.
     Start times are kept only for a rate-limited queue, for one period; the
     caller builds a new Occupancy when the queue's limits change.
+
+    A job admitted but whose pod is not created yet holds a reservation, so the
+    next admission pass can run while the creates are in flight and still count
+    it (and its start, for the rate limit).
     """
 
     FORGOTTEN = 4096
@@ -216,11 +220,30 @@ class Occupancy:
         self._forgotten: collections.deque[str] = collections.deque()
         self._forgotten_set: set[str] = set()
         self._starts: list[tuple[datetime.datetime, str]] = []
-        self._started: set[str] = set()
+        self._started: dict[str, datetime.datetime] = {}
+        self._reserved: set[str] = set()
 
     @property
     def running(self) -> int:
-        return len(self._live)
+        return len(self._live) + len(self._reserved)
+
+    @property
+    def reservations(self) -> frozenset[str]:
+        return frozenset(self._reserved)
+
+    def reserve(self, job: str, now: datetime.datetime) -> None:
+        """Hold a slot (and a start at `now`) for a job whose pod is being created."""
+        self._reserved.add(job)
+        self._add_start(_RESERVED + job, now)
+
+    def release(self, job: str) -> None:
+        """The job's pod exists and is observed (or was not created): drop its reservation."""
+        self._reserved.discard(job)
+        moment = self._started.pop(_RESERVED + job, None)
+        if moment is not None:
+            index = bisect.bisect_left(self._starts, (moment, _RESERVED + job))
+            if index < len(self._starts) and self._starts[index] == (moment, _RESERVED + job):
+                del self._starts[index]
 
     def observe(self, uid: str, *, live: bool, created_at: datetime.datetime | None) -> None:
         if uid in self._forgotten_set:
@@ -230,9 +253,13 @@ class Occupancy:
         elif not live:
             self._live.discard(uid)
             self._ended.add(uid)
-        if self.rate_period is not None and created_at is not None and uid not in self._started:
-            self._started.add(uid)
-            bisect.insort(self._starts, (created_at, uid))
+        if created_at is not None:
+            self._add_start(uid, created_at)
+
+    def _add_start(self, key: str, moment: datetime.datetime) -> None:
+        if self.rate_period is not None and key not in self._started:
+            self._started[key] = moment
+            bisect.insort(self._starts, (moment, key))
 
     def forget(self, uid: str) -> None:
         """The pod is gone: it holds no slot, now or later."""
@@ -251,10 +278,13 @@ class Occupancy:
             return []
         cut = bisect.bisect_right(self._starts, (now - self.rate_period, "\U0010ffff"))
         if cut:
-            for _, uid in self._starts[:cut]:
-                self._started.discard(uid)
+            for _, key in self._starts[:cut]:
+                self._started.pop(key, None)
             del self._starts[:cut]
         return [moment for moment, _ in self._starts]
+
+
+_RESERVED = "\x00reserved:"  # cannot be a uid
 
 
 def count_in_window(

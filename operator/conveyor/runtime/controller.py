@@ -50,6 +50,7 @@ from conveyor.core import (
     naming,
     podspec,
     recurring,
+    tally,
 )
 from conveyor.core.effective import Effective, resolve
 from conveyor.core.outcome import PodView
@@ -64,6 +65,8 @@ Key = tuple[str, str]
 LOG_TAIL_LINES = 20
 QUEUE_STATUS_INTERVAL = datetime.timedelta(seconds=1)
 ADMISSION_COALESCING = datetime.timedelta(milliseconds=100)
+EVENT_POSTERS = 4
+EVENT_BACKLOG = 10_000
 
 
 def utcnow() -> datetime.datetime:
@@ -130,6 +133,13 @@ class Controller:
             admission.WaitingLine
         )
         self._occupancy: dict[Key, admission.Occupancy] = {}
+        self._stale_occupancy: set[Key] = set()
+        self._start_slots = asyncio.Semaphore(parallelism)
+        self._tally = tally.Tally()
+        self._events: asyncio.Queue[tuple[JobRecord, lifecycle.Event]] = asyncio.Queue(
+            maxsize=EVENT_BACKLOG
+        )
+        self._event_posters: list[asyncio.Task[None]] = []
         self._queue_generations: dict[Key, tuple[int | None, bool] | None] = {}
         self._unwritten: dict[Key, set[str]] = {}
         self._locks: dict[Key, asyncio.Lock] = {}
@@ -142,11 +152,18 @@ class Controller:
             self.indices = indices
             self.work.start()
             self.scheduler.start()
+            self._event_posters = [
+                asyncio.create_task(self._post_events_forever(), name=f"conveyor-events-{i}")
+                for i in range(EVENT_POSTERS)
+            ]
 
     async def stop(self) -> None:
         await self.work.stop()
         await self.scheduler.stop()
         await asyncio.gather(*self._background, return_exceptions=True)
+        for task in self._event_posters:
+            task.cancel()
+        await asyncio.gather(*self._event_posters, return_exceptions=True)
 
     def job_changed(
         self, namespace: str, name: str, body: Mapping[str, Any], *, deleted: bool
@@ -157,6 +174,7 @@ class Controller:
         parent = ((body.get("metadata") or {}).get("labels") or {}).get(naming.LABEL_PARENT)
         if parent:
             self.work.add(("job", namespace, parent))
+        self._count(namespace, name, None if deleted else self.job(namespace, name))
         if deleted:
             key = (namespace, name)
             self._job_overlay.pop(key, None)
@@ -202,7 +220,7 @@ class Controller:
         if key in self._queue_generations and self._queue_generations[key] == seen:
             return
         self._queue_generations[key] = seen
-        self._occupancy.pop(key, None)  # the rate period may have changed
+        self._stale_occupancy.add(key)  # the rate period may have changed
         self.work.add(("queue", namespace, name))
         self._queue_status_soon(namespace, name)
         for job_name in self._job_names_in_queue(namespace, name):
@@ -265,6 +283,14 @@ class Controller:
     def _job_names_in_queue(self, namespace: str, queue: str) -> list[str]:
         assert self.indices is not None
         return [str(v) for v in _values(self.indices.jobs, (IN_QUEUE, namespace, queue))]
+
+    def _count(self, namespace: str, name: str, record: JobRecord | None) -> None:
+        """Keep the queue's job counts (recurring parents are not jobs of the queue)."""
+        if record is None or (record.spec is not None and record.spec.is_recurring):
+            self._tally.update(namespace, name, None)
+        else:
+            entry = tally.Entry(record.queue, record.status.phase or "Pending", record.created_at)
+            self._tally.update(namespace, name, entry)
 
     def _priority_classes(self) -> Mapping[str, int]:
         assert self.indices is not None
@@ -452,6 +478,7 @@ class Controller:
         occupancy = self._occupancy.get((record.namespace, pod.queue))
         if occupancy is not None:
             occupancy.observe(pod.uid, live=pod.view.live, created_at=pod.view.created_at)
+            occupancy.release(record.name)
         seen = any(p.uid == pod.uid for p in _values(self.indices.pods, (OF_JOB, *record.key)))
         if not seen:
             self._created_pods.setdefault(record.key, {})[pod.view.attempt] = pod
@@ -469,12 +496,29 @@ class Controller:
         except kube.NotFoundError:
             return
         rv = resource_version(patched.get("metadata") or {})
-        self._job_overlay[record.key] = record.with_status(status, rv)
+        self._job_overlay[record.key] = updated = record.with_status(status, rv)
+        self._count(record.namespace, record.name, updated)
 
     def _post_events(self, record: JobRecord, events: Iterable[lifecycle.Event]) -> None:
+        """Queue events for the posters: they inform, so they never hold up a start or a status."""
         for event in events:
-            self._spawn(
-                self.api.post_event(
+            try:
+                self._events.put_nowait((record, event))
+            except asyncio.QueueFull:
+                metrics.EVENTS_DROPPED.inc()
+                log.warning(
+                    "%s/%s: event %s dropped, %d events wait already",
+                    record.namespace,
+                    record.name,
+                    event.reason,
+                    EVENT_BACKLOG,
+                )
+
+    async def _post_events_forever(self) -> None:
+        while True:
+            record, event = await self._events.get()
+            try:
+                await self.api.post_event(
                     namespace=record.namespace,
                     kind="BackgroundJob",
                     name=record.name,
@@ -483,7 +527,8 @@ class Controller:
                     reason=event.reason,
                     message=event.message,
                 )
-            )
+            except Exception as error:
+                log.warning("%s/%s: event %s not posted: %r", *record.key, event.reason, error)
 
     def _spawn(self, coro: Any) -> None:
         task: asyncio.Task[None] = asyncio.create_task(coro)
@@ -553,8 +598,10 @@ class Controller:
         """The queue's occupancy, counted from the index once and kept up to date by events."""
         key = (namespace, queue)
         occupancy = self._occupancy.get(key)
-        if occupancy is None:
+        if occupancy is None or key in self._stale_occupancy:
             assert self.indices is not None
+            self._stale_occupancy.discard(key)
+            starting = occupancy.reservations if occupancy is not None else frozenset()
             period = (
                 datetime.timedelta(seconds=limits.rate_period_seconds)
                 if limits.rate_max is not None
@@ -569,6 +616,8 @@ class Controller:
                         occupancy.observe(
                             pod.uid, live=pod.view.live, created_at=pod.view.created_at
                         )
+            for job in starting:
+                occupancy.reserve(job, self.clock())
         return occupancy
 
     async def admit_queue(self, namespace: str, queue: str) -> None:
@@ -585,8 +634,11 @@ class Controller:
             recent_starts=occupancy.recent_starts(now),
             waiting=len(waiting),
         )
-        admitted = waiting.take(decided.slots)
-        await _bounded((self._start(namespace, c.name) for c in admitted), limit=self.parallelism)
+        # The pass only decides: the creates run on, each holding its slot, while the next
+        # pass can already fill the slots that free meanwhile.
+        for candidate in waiting.take(decided.slots):
+            occupancy.reserve(candidate.name, now)
+            self._spawn(self._start(namespace, queue, candidate.name))
         # Jobs that must wait and were never written get their Queued status from the
         # reconcilers, not from this pass, which would otherwise hold the queue meanwhile.
         unwritten = self._unwritten.pop((namespace, queue), set())
@@ -597,15 +649,21 @@ class Controller:
             self.scheduler.at(("queue", namespace, queue), decided.retry_at)
         self._queue_status_soon(namespace, queue)
 
-    async def _start(self, namespace: str, name: str) -> None:
+    async def _start(self, namespace: str, queue: str, name: str) -> None:
         try:
-            await self._start_now(namespace, name)
+            async with self._start_slots:
+                await self._start_now(namespace, name)
         except Exception:
             log.exception("starting %s/%s failed; it will be retried", namespace, name)
             self.scheduler.at(
                 ("job", namespace, name), self.clock() + datetime.timedelta(seconds=2)
             )
-            raise
+        finally:
+            occupancy = self._occupancy.get((namespace, queue))
+            if occupancy is not None and name in occupancy.reservations:
+                # No pod was created: the slot is free again.
+                occupancy.release(name)
+                self.scheduler.at(("queue", namespace, queue), self.clock() + ADMISSION_COALESCING)
 
     async def _start_now(self, namespace: str, name: str) -> None:
         async with self._lock(namespace, name):
@@ -644,16 +702,8 @@ class Controller:
         if record is None:
             return
         now = self.clock()
-        counts: collections.Counter[str] = collections.Counter()
-        oldest: datetime.datetime | None = None
-        for job_name in self._job_names_in_queue(namespace, queue):
-            job = self.job(namespace, job_name)
-            if job is None or (job.spec is not None and job.spec.is_recurring):
-                continue
-            phase = job.status.phase or "Pending"
-            counts[phase] += 1
-            if phase in ("Pending", "Queued") and (oldest is None or job.created_at < oldest):
-                oldest = job.created_at
+        counts = self._tally.counts(namespace, queue)
+        oldest = self._tally.oldest_pending(namespace, queue)
         limits = self._limits(namespace, queue)
         live = self._occupancy_of(namespace, queue, limits).running if limits else 0
         if record.spec is None:
@@ -760,16 +810,3 @@ def _bare(record: JobRecord) -> lifecycle.JobView:
         status=record.status,
         annotations=record.annotations,
     )
-
-
-async def _bounded(coros: Iterable[Any], *, limit: int) -> None:
-    semaphore = asyncio.Semaphore(limit)
-
-    async def run(coro: Any) -> None:
-        async with semaphore:
-            await coro
-
-    results = await asyncio.gather(*(run(c) for c in coros), return_exceptions=True)
-    for result in results:
-        if isinstance(result, BaseException):
-            log.error("an admission step failed: %r", result)
