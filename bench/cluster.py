@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 from bench.kube import ApiError, Kube
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -234,11 +236,20 @@ async def delete_namespace(kube: Kube, name: str, *, within: float = 900) -> Non
                 seconds=300,
                 ok=(404,),
             )
-        except ApiError as e:
-            log(f"deleting {path.format(ns=name)}: {e}")
+        except (ApiError, aiohttp.ClientError) as e:
+            log(f"deleting {path.format(ns=name)}: {e!r}")
     await kube.request("DELETE", f"/api/v1/namespaces/{name}", ok=(404, 409))
     while await kube.exists(f"/api/v1/namespaces/{name}"):
         if time.monotonic() - t0 > within:
             raise RuntimeError(f"namespace {name} still exists after {within:.0f}s")
         await asyncio.sleep(1)
     log(f"namespace {name} deleted ({time.monotonic() - t0:.0f}s)")
+
+
+async def cleanup_namespace(kube: Kube, name: str) -> None:
+    """delete_namespace after a phase: a failure is logged, never loses the phase's figures
+    (the next phase uses its own namespace; a leftover is deleted when it is made again)."""
+    try:
+        await delete_namespace(kube, name)
+    except Exception as error:
+        log(f"cleaning up {name} failed ({error!r}); it is left behind")

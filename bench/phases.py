@@ -21,7 +21,15 @@ from typing import Any
 import yaml
 
 from bench import procs, workloads
-from bench.cluster import Kwok, binary, create_namespace, delete_namespace, kcm, kcm_flags, log
+from bench.cluster import (
+    Kwok,
+    binary,
+    cleanup_namespace,
+    create_namespace,
+    kcm,
+    kcm_flags,
+    log,
+)
 from bench.kube import Kube, parse_request_totals, resource_label, write_diff
 from bench.operator import Operator, Sampler, operator_metric
 
@@ -444,7 +452,7 @@ async def throughput(
         if operator is not None:
             operator.stop()
         if not args.keep_namespaces:
-            await delete_namespace(ctx.kube, ns)
+            await cleanup_namespace(ctx.kube, ns)
 
 
 def operator_summary(text: str, usage: dict[str, Any], max_depth: float) -> dict[str, Any]:
@@ -624,7 +632,7 @@ async def latency(ctx: Ctx, kind: str) -> dict[str, Any]:
         if operator is not None:
             operator.stop()
         if not args.keep_namespaces:
-            await delete_namespace(ctx.kube, ns)
+            await cleanup_namespace(ctx.kube, ns)
 
 
 # ---------------------------------------------------------------- restart with a backlog
@@ -701,4 +709,4 @@ async def restart(ctx: Ctx, n: int) -> dict[str, Any]:
         if operator is not None:
             operator.stop()
         if not args.keep_namespaces:
-            await delete_namespace(ctx.kube, ns)
+            await cleanup_namespace(ctx.kube, ns)

@@ -100,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     async def cleanup(**_: Any) -> None:
         await controller.stop()
 
+    kopf_setup.count_toggles()
+    kopf_setup.decode_watch_streams_with_orjson()
     asyncio.run(
         kopf.operator(
             standalone=True,

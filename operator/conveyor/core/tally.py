@@ -49,7 +49,12 @@ class Tally:
             return
         self._entries[key] = entry
         self._counts[(namespace, entry.queue)][entry.phase] += 1
-        if entry.phase in PENDING_PHASES and (old is None or old.phase not in PENDING_PHASES):
+        already_in_line = (
+            old is not None
+            and old.phase in PENDING_PHASES
+            and (old.queue, old.created_at) == (entry.queue, entry.created_at)
+        )
+        if entry.phase in PENDING_PHASES and not already_in_line:
             pending = self._pending[(namespace, entry.queue)]
             heapq.heappush(pending, (entry.created_at, name))
             if len(pending) > 2 * self._count_pending(namespace, entry.queue) + 64:

@@ -65,7 +65,7 @@ Key = tuple[str, str]
 LOG_TAIL_LINES = 20
 QUEUE_STATUS_INTERVAL = datetime.timedelta(seconds=1)
 ADMISSION_COALESCING = datetime.timedelta(milliseconds=100)
-EVENT_POSTERS = 4
+EVENT_POSTERS = 8
 EVENT_BACKLOG = 10_000
 
 
@@ -136,7 +136,7 @@ class Controller:
         self._stale_occupancy: set[Key] = set()
         self._start_slots = asyncio.Semaphore(parallelism)
         self._tally = tally.Tally()
-        self._events: asyncio.Queue[tuple[JobRecord, lifecycle.Event]] = asyncio.Queue(
+        self._events: asyncio.Queue[tuple[str, str, str, lifecycle.Event]] = asyncio.Queue(
             maxsize=EVENT_BACKLOG
         )
         self._event_posters: list[asyncio.Task[None]] = []
@@ -503,7 +503,7 @@ class Controller:
         """Queue events for the posters: they inform, so they never hold up a start or a status."""
         for event in events:
             try:
-                self._events.put_nowait((record, event))
+                self._events.put_nowait((record.namespace, record.name, record.uid, event))
             except asyncio.QueueFull:
                 metrics.EVENTS_DROPPED.inc()
                 log.warning(
@@ -516,19 +516,19 @@ class Controller:
 
     async def _post_events_forever(self) -> None:
         while True:
-            record, event = await self._events.get()
+            namespace, name, uid, event = await self._events.get()
             try:
                 await self.api.post_event(
-                    namespace=record.namespace,
+                    namespace=namespace,
                     kind="BackgroundJob",
-                    name=record.name,
-                    uid=record.uid,
+                    name=name,
+                    uid=uid,
                     type_=event.type,
                     reason=event.reason,
                     message=event.message,
                 )
             except Exception as error:
-                log.warning("%s/%s: event %s not posted: %r", *record.key, event.reason, error)
+                log.warning("%s/%s: event %s not posted: %r", namespace, name, event.reason, error)
 
     def _spawn(self, coro: Any) -> None:
         task: asyncio.Task[None] = asyncio.create_task(coro)
