@@ -58,6 +58,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--restart-jobs", type=int, default=None, help="pending jobs at the restart (--jobs)"
     )
     p.add_argument(
+        "--job-default-jobs",
+        type=int,
+        default=None,
+        help="Jobs for the kcm-defaults baseline (--jobs); its rate is set by the Job "
+        "controller's 20 QPS client budget, so fewer give the same jobs/s sooner",
+    )
+    p.add_argument(
         "--restart-observe",
         type=float,
         default=10,
@@ -142,6 +149,7 @@ def is_full_size(args: argparse.Namespace) -> bool:
         (args.jobs, args.concurrency, args.shapes, args.per_queue_concurrency)
         == (10_000, 1000, [1, 20], None)
         and args.phase_list == ALL_PHASES
+        and args.job_default_jobs in (None, args.jobs)
         and args.fail_percent == 0
         and not args.run_for
         and not args.bypass_scheduler
@@ -221,7 +229,11 @@ async def run(args: argparse.Namespace, argv: list[str]) -> int:
                     (
                         "job-default",
                         lambda: phases.throughput(
-                            ctx, "job-default", kind="job", n=n, kcm_note=phases.default_kcm_note()
+                            ctx,
+                            "job-default",
+                            kind="job",
+                            n=args.job_default_jobs or n,
+                            kcm_note=phases.default_kcm_note(),
                         ),
                     )
                 )
