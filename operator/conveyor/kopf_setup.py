@@ -28,6 +28,7 @@ from typing import Any
 import kopf
 import orjson
 from kopf._cogs.aiokits import aiotoggles
+from kopf._cogs.clients import api as kopf_api
 
 from conveyor.api.v1alpha1 import GROUP
 
@@ -49,11 +50,9 @@ class NoDiffBase(kopf.DiffBaseStorage):
 
 def decode_watch_streams_with_orjson() -> bool:
     """Make kopf's watch streams decode with orjson; False if this kopf reads them elsewhere."""
-    from kopf._cogs.clients import api  # noqa: PLC0415 - a private module, checked below
-
-    if getattr(api, "json", None) is None:
+    if getattr(kopf_api, "json", None) is None:
         return False
-    api.json = types.SimpleNamespace(loads=orjson.loads)  # type: ignore[attr-defined,assignment]
+    kopf_api.json = types.SimpleNamespace(loads=orjson.loads)  # type: ignore[attr-defined,assignment]
     return True
 
 

@@ -236,14 +236,20 @@ class Occupancy:
         self._reserved.add(job)
         self._add_start(_RESERVED + job, now)
 
-    def release(self, job: str) -> None:
-        """The job's pod exists and is observed (or was not created): drop its reservation."""
+    def release(self, job: str) -> bool:
+        """The job's pod exists and is observed (or was not created): drop its reservation.
+
+        True if the job held one.
+        """
+        if job not in self._reserved:
+            return False
         self._reserved.discard(job)
         moment = self._started.pop(_RESERVED + job, None)
         if moment is not None:
             index = bisect.bisect_left(self._starts, (moment, _RESERVED + job))
             if index < len(self._starts) and self._starts[index] == (moment, _RESERVED + job):
                 del self._starts[index]
+        return True
 
     def observe(self, uid: str, *, live: bool, created_at: datetime.datetime | None) -> None:
         if uid in self._forgotten_set:

@@ -118,8 +118,6 @@ class Controller:
         clock: Callable[[], datetime.datetime] = utcnow,
     ) -> None:
         self.api = api
-        self.parallelism = parallelism
-        """How many pods one admission pass creates at once (the API client's pool size)."""
         self.clock = clock
         self.indices: Indices | None = None
         self.work = WorkQueue(self._handle, workers=workers, priority=_priority)
@@ -134,13 +132,14 @@ class Controller:
         )
         self._occupancy: dict[Key, admission.Occupancy] = {}
         self._stale_occupancy: set[Key] = set()
+        # How many pods are created at once (the API client's pool size).
         self._start_slots = asyncio.Semaphore(parallelism)
         self._tally = tally.Tally()
         self._events: asyncio.Queue[tuple[str, str, str, lifecycle.Event]] = asyncio.Queue(
             maxsize=EVENT_BACKLOG
         )
         self._event_posters: list[asyncio.Task[None]] = []
-        self._queue_generations: dict[Key, tuple[int | None, bool] | None] = {}
+        self._queue_generations: dict[Key, object] = {}
         self._unwritten: dict[Key, set[str]] = {}
         self._locks: dict[Key, asyncio.Lock] = {}
         self._background: set[asyncio.Task[None]] = set()
@@ -217,7 +216,7 @@ class Controller:
         key = (namespace, name)
         record = self.queue_record(namespace, name)
         seen = None if record is None else (record.generation, record.spec is not None)
-        if key in self._queue_generations and self._queue_generations[key] == seen:
+        if self._queue_generations.get(key, _UNSEEN) == seen:
             return
         self._queue_generations[key] = seen
         self._stale_occupancy.add(key)  # the rate period may have changed
@@ -660,9 +659,8 @@ class Controller:
             )
         finally:
             occupancy = self._occupancy.get((namespace, queue))
-            if occupancy is not None and name in occupancy.reservations:
+            if occupancy is not None and occupancy.release(name):
                 # No pod was created: the slot is free again.
-                occupancy.release(name)
                 self.scheduler.at(("queue", namespace, queue), self.clock() + ADMISSION_COALESCING)
 
     async def _start_now(self, namespace: str, name: str) -> None:
@@ -743,6 +741,7 @@ class Controller:
         )
 
 
+_UNSEEN = object()
 _PRIORITY = {"queue": 0, "job": 1, "queue-status": 2, "queued": 3}
 
 
