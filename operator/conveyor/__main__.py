@@ -3,6 +3,9 @@
 With no `--namespace`, it watches every namespace; with one or more, only
 those. Inside a pod it uses the pod's service account, elsewhere the current
 kubeconfig context.
+
+kopf runs the process: startup and cleanup, signals, the liveness endpoint
+and its probe. The watches are the operator's own (`runtime.watches`).
 """
 
 from __future__ import annotations
@@ -16,10 +19,10 @@ from typing import Any
 
 import kopf
 
-from conveyor import handlers, kopf_setup
 from conveyor.runtime import metrics
 from conveyor.runtime.controller import Controller
 from conveyor.runtime.kube import ClientKubeApi
+from conveyor.runtime.watches import Watches
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -30,8 +33,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="append",
         default=[],
         help=(
-            "watch only this namespace, or namespaces matching a glob such as 'team-*' "
-            "(repeat for several; default: all namespaces)"
+            "watch only this namespace, or namespaces matching a pattern such as 'team-*' "
+            "or '!kube-*' (repeat for several; default: all namespaces). A pattern "
+            "watches cluster-wide and ignores other namespaces, so it needs a ClusterRole"
         ),
     )
     parser.add_argument(
@@ -62,10 +66,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _is_pattern(namespace: str) -> bool:
-    return any(char in namespace for char in "*?[]!,")
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(
@@ -73,42 +73,40 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    for noisy in (
-        "kopf.objects",
-        "kopf._core.reactor.queueing",
-        "kopf.activities.probe",
-        "aiohttp.access",
-    ):
+    for noisy in ("kopf.activities.probe", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    assert handlers  # registering the handlers is importing the module
 
     if args.metrics_port:
         metrics.serve(args.metrics_port)
-    controller = Controller(
-        ClientKubeApi(threads=args.api_threads),
-        workers=args.workers,
-        parallelism=args.api_threads,
-    )
+    api = ClientKubeApi(threads=args.api_threads)
+    controller = Controller(api, workers=args.workers, parallelism=args.api_threads)
+    watches: list[Watches] = []
 
     @kopf.on.startup()
     async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
-        kopf_setup.configure(
-            settings, watch_namespaces=any(_is_pattern(ns) for ns in args.namespace)
+        settings.posting.enabled = False
+        settings.scanning.disabled = True
+        watching = Watches(
+            api.client, controller, namespaces=args.namespace, in_pool=api.run_blocking
         )
+        watches.append(watching)
+        await watching.start()
+
+    @kopf.on.probe(id="watches")
+    async def probe(**_: Any) -> dict[str, Any]:
+        return {name: state for w in watches for name, state in w.health().items()}
 
     @kopf.on.cleanup()
     async def cleanup(**_: Any) -> None:
+        for watching in watches:
+            await watching.stop()
         await controller.stop()
 
-    kopf_setup.count_toggles()
-    kopf_setup.decode_watch_streams_with_orjson()
     asyncio.run(
         kopf.operator(
             standalone=True,
-            clusterwide=not args.namespace,
-            namespaces=args.namespace or (),
+            clusterwide=True,
             liveness_endpoint=args.liveness or None,
-            memo=kopf.Memo(controller=controller),
         )
     )
     return 0

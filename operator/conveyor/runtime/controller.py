@@ -1,9 +1,9 @@
 """The controller: carries out the core's decisions against the API server.
 
-Everything it knows comes from kopf's indices (filled from watches, complete
-before the first handler runs, so a restarted operator counts every live pod
-before it admits anything) and from the responses to its own writes, kept in
-small overlays until the watch catches up.
+Everything it knows comes from the indices the informers fill (`watches`; it
+starts deciding once every resource is listed, so a restarted operator counts
+every live pod before it admits anything) and from the responses to its own
+writes, kept in small overlays until the watch catches up.
 
 Three kinds of work go through one deduplicating work queue:
 
@@ -74,7 +74,7 @@ def utcnow() -> datetime.datetime:
 
 
 class Lookup(Protocol):
-    """The read side of a kopf index: key → the values indexed under it."""
+    """The read side of an index: key → the values indexed under it."""
 
     def get(self, key: Any, default: Any = None) -> Any: ...
     def __contains__(self, key: object) -> bool: ...
@@ -147,8 +147,11 @@ class Controller:
     # ------------------------------------------------------------ wiring
 
     def bind(self, indices: Indices) -> None:
-        if self.indices is None:
-            self.indices = indices
+        """Read from these indices; changes are noted from now on, and decided after start()."""
+        self.indices = indices
+
+    def start(self) -> None:
+        if not self._event_posters:
             self.work.start()
             self.scheduler.start()
             self._event_posters = [
@@ -164,15 +167,13 @@ class Controller:
             task.cancel()
         await asyncio.gather(*self._event_posters, return_exceptions=True)
 
-    def job_changed(
-        self, namespace: str, name: str, body: Mapping[str, Any], *, deleted: bool
-    ) -> None:
+    def job_changed(self, record: JobRecord, *, deleted: bool) -> None:
+        namespace, name = record.key
         self.work.add(("job", namespace, name))
         for dependent in self._dependents(namespace, name):
             self.work.add(("job", namespace, dependent))
-        parent = ((body.get("metadata") or {}).get("labels") or {}).get(naming.LABEL_PARENT)
-        if parent:
-            self.work.add(("job", namespace, parent))
+        if record.parent:
+            self.work.add(("job", namespace, record.parent))
         self._count(namespace, name, None if deleted else self.job(namespace, name))
         if deleted:
             key = (namespace, name)
@@ -181,9 +182,7 @@ class Controller:
             for waiting in self._waiting.values():
                 waiting.discard(name)
 
-    def pod_changed(self, record: PodRecord | None, *, deleted: bool) -> None:
-        if record is None:
-            return
+    def pod_changed(self, record: PodRecord, *, deleted: bool) -> None:
         job_key = (record.namespace, record.job)
         created = self._created_pods.get(job_key)
         if created is not None:
@@ -752,7 +751,7 @@ def _priority(key: Hashable) -> int:
 
 
 class _PriorityClasses(Mapping[str, int]):
-    """PriorityClass name → value, read through the kopf index."""
+    """PriorityClass name → value, read through the index."""
 
     def __init__(self, index: Lookup) -> None:
         self._index = index

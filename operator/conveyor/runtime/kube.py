@@ -112,6 +112,14 @@ class ClientKubeApi:
         )
         self._instance = reporting_instance or os.environ.get("POD_NAME") or "conveyor"
 
+    @property
+    def client(self) -> kubernetes.client.ApiClient:
+        return self._client
+
+    async def run_blocking(self, fn: Callable[[], T]) -> T:
+        """Run a blocking call of the official client in the API thread pool."""
+        return await self._call(fn)
+
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
         try:

@@ -102,6 +102,7 @@ class JobRecord:
     deleting: bool
     annotations: Mapping[str, str]
     owner_uid: str | None
+    parent: str | None  # the recurring job this is a run of (its label)
     spec: BackgroundJobSpec | None
     spec_error: str | None
     status: BackgroundJobStatus
@@ -165,6 +166,7 @@ class JobRecord:
             deleting=bool(meta.get("deletionTimestamp")),
             annotations=dict(meta.get("annotations") or {}),
             owner_uid=owner_uid,
+            parent=(meta.get("labels") or {}).get(naming.LABEL_PARENT) or None,
             spec=spec,
             spec_error=spec_error,
             status=status,

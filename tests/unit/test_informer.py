@@ -1,0 +1,203 @@
+"""The informer's bookkeeping: pages, relists that find deletions, watch streams cut anywhere.
+
+The lister here replays canned API responses; the informers against a real API
+server are exercised by every integration test (the operator reads nothing else).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any
+
+import orjson
+import pytest
+
+from conveyor.runtime.informer import ExpiredError, Index, Informer
+
+
+def run(test: Callable[[], Coroutine[Any, Any, None]]) -> Callable[[], None]:
+    @functools.wraps(test)
+    def sync() -> None:
+        asyncio.run(test())
+
+    return sync
+
+
+def obj(name: str, rv: int, namespace: str = "ns", queue: str = "q") -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "namespace": namespace, "resourceVersion": str(rv)},
+        "spec": {"queue": queue},
+    }
+
+
+def indexer(body: Any) -> Any:
+    meta = body["metadata"]
+    name = meta["name"]
+    if name.startswith("ignored"):
+        return None
+    return name, {("job", name): name, ("in-queue", body["spec"]["queue"]): name}
+
+
+class Response:
+    def __init__(self, data: Any = None, chunks: list[bytes] | None = None) -> None:
+        self.data = orjson.dumps(data) if data is not None else b""
+        self.chunks = chunks or []
+        self.released = False
+
+    def stream(self, amt: int, decode_content: bool) -> Iterator[bytes]:
+        yield from self.chunks
+
+    def release_conn(self) -> None:
+        self.released = True
+
+    def shutdown(self) -> None:
+        pass
+
+
+class Lister:
+    """Answers list calls with `pages` (consumed), watch calls with `watches` (consumed)."""
+
+    def __init__(self) -> None:
+        self.pages: list[dict[str, Any]] = []
+        self.watches: list[list[bytes]] = []
+        self.calls: list[dict[str, Any]] = []
+
+    def __call__(self, **kwargs: Any) -> Response:
+        self.calls.append(kwargs)
+        if kwargs.get("watch"):
+            if not self.watches:
+                raise ConnectionError("no more watches in this test")
+            return Response(chunks=self.watches.pop(0))
+        return Response(self.pages.pop(0))
+
+
+def page(items: list[dict[str, Any]], rv: int, token: str | None = None) -> dict[str, Any]:
+    return {"metadata": {"resourceVersion": str(rv), "continue": token}, "items": items}
+
+
+def event(kind: str, body: dict[str, Any]) -> bytes:
+    return orjson.dumps({"type": kind, "object": body}) + b"\n"
+
+
+def make(lister: Lister, **kwargs: Any) -> tuple[Informer, Index, list[tuple[str, bool]]]:
+    index = Index()
+    changes: list[tuple[str, bool]] = []
+    informer = Informer(
+        "jobs",
+        lister,
+        index=index,
+        indexer=indexer,
+        on_change=lambda record, deleted: changes.append((record, deleted)),
+        **kwargs,
+    )
+    return informer, index, changes
+
+
+def values(index: Index, key: Any) -> list[str]:
+    return sorted(index.get(key) or [])
+
+
+@run
+async def test_a_list_of_several_pages_fills_the_index():
+    lister = Lister()
+    lister.pages = [page([obj("a", 1), obj("b", 2)], 5, "next"), page([obj("c", 3)], 5)]
+    informer, index, changes = make(lister)
+    await informer.relist()
+    assert values(index, ("in-queue", "q")) == ["a", "b", "c"]
+    assert changes == [("a", False), ("b", False), ("c", False)]
+    assert lister.calls[1]["_continue"] == "next"
+    assert len(informer) == 3
+
+
+@run
+async def test_a_relist_delivers_what_went_and_what_changed_only():
+    lister = Lister()
+    lister.pages = [
+        page([obj("a", 1), obj("b", 2), obj("c", 3)], 5),
+        page([obj("a", 1), obj("b", 7, queue="other")], 8),
+    ]
+    informer, index, changes = make(lister)
+    await informer.relist()
+    changes.clear()
+    await informer.relist()
+    assert changes == [("b", False), ("c", True)]
+    assert values(index, ("in-queue", "q")) == ["a"]
+    assert values(index, ("in-queue", "other")) == ["b"]
+    assert ("job", "c") not in index
+
+
+@run
+async def test_an_object_the_indexer_refuses_is_not_indexed_and_is_dropped_if_it_was():
+    lister = Lister()
+    lister.pages = [page([obj("ignored-1", 1), obj("a", 2)], 5)]
+    informer, index, changes = make(lister)
+    await informer.relist()
+    assert changes == [("a", False)]
+    assert ("job", "ignored-1") not in index
+
+
+@run
+async def test_watch_events_cut_anywhere_are_applied_in_order():
+    lister = Lister()
+    lister.pages = [page([obj("a", 1)], 5)]
+    stream = (
+        event("ADDED", obj("b", 6))
+        + event("MODIFIED", obj("a", 7, queue="other"))
+        + event("BOOKMARK", {"metadata": {"resourceVersion": "9"}})
+        + event("DELETED", obj("b", 10))
+    )
+    lister.watches = [[stream[:13], stream[13:70], stream[70:]]]
+    informer, index, changes = make(lister)
+    await informer.relist()
+    await informer._watch_once()
+    assert changes == [("a", False), ("b", False), ("a", False), ("b", True)]
+    assert values(index, ("in-queue", "other")) == ["a"]
+    assert ("in-queue", "q") not in index
+    assert lister.calls[-1]["resource_version"] == "5"
+    assert informer._resource_version == "10"
+    assert informer.events_seen == 3
+
+
+@run
+async def test_an_expired_watch_raises_and_the_informer_lists_again():
+    lister = Lister()
+    lister.pages = [page([obj("a", 1)], 5), page([obj("b", 12)], 12)]
+    gone = event("ERROR", {"kind": "Status", "code": 410, "message": "too old"})
+    lister.watches = [[gone]]
+    informer, index, changes = make(lister)
+    await informer.relist()
+    with pytest.raises(ExpiredError):
+        await informer._watch_once()
+    task = asyncio.create_task(informer.run())
+    for _ in range(200):
+        if informer.lists >= 2:
+            break
+        await asyncio.sleep(0.01)
+    await informer.stop()
+    task.cancel()
+    assert informer.lists >= 2
+    assert ("a", True) in changes
+    assert values(index, ("in-queue", "q")) == ["b"]
+
+
+@run
+async def test_a_namespace_filter_ignores_other_namespaces():
+    lister = Lister()
+    lister.pages = [page([obj("a", 1, namespace="team-a"), obj("b", 2, namespace="kube")], 5)]
+    informer, index, changes = make(lister, namespace_filter=lambda ns: ns.startswith("team-"))
+    await informer.relist()
+    assert changes == [("a", False)]
+    assert values(index, ("in-queue", "q")) == ["a"]
+
+
+def test_the_index_keeps_one_value_per_object_under_each_key():
+    index = Index()
+    index.put(("ns", "a"), {"k": 1, "j": 1})
+    index.put(("ns", "b"), {"k": 2})
+    assert sorted(index.get("k")) == [1, 2]
+    index.drop(("ns", "a"), {"k": 1, "j": 1})
+    assert list(index.get("k")) == [2]
+    assert "j" not in index
+    assert index.get("j", "none") == "none"
