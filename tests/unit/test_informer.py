@@ -37,7 +37,8 @@ def indexer(body: Any) -> Any:
     name = meta["name"]
     if name.startswith("ignored"):
         return None
-    return name, {("job", name): name, ("in-queue", body["spec"]["queue"]): name}
+    queue = body["spec"]["queue"]
+    return (name, queue), {("job", name): name, ("in-queue", queue): name}
 
 
 class Response:
@@ -89,7 +90,7 @@ def make(lister: Lister, **kwargs: Any) -> tuple[Informer, Index, list[tuple[str
         lister,
         index=index,
         indexer=indexer,
-        on_change=lambda record, deleted: changes.append((record, deleted)),
+        on_change=lambda record, deleted: changes.append((record[0], deleted)),
         **kwargs,
     )
     return informer, index, changes
@@ -180,6 +181,19 @@ async def test_an_expired_watch_raises_and_the_informer_lists_again():
     assert informer.lists >= 2
     assert ("a", True) in changes
     assert values(index, ("in-queue", "q")) == ["b"]
+
+
+@run
+async def test_a_change_the_record_does_not_show_is_indexed_and_not_delivered():
+    lister = Lister()
+    lister.pages = [page([obj("a", 1)], 5)]
+    lister.watches = [[event("MODIFIED", obj("a", 6)), event("MODIFIED", obj("a", 7, queue="r"))]]
+    informer, index, changes = make(lister)
+    await informer.relist()
+    await informer._watch_once()
+    assert changes == [("a", False), ("a", False)]
+    assert informer._known[("ns", "a")].resource_version == "7"
+    assert values(index, ("in-queue", "r")) == ["a"]
 
 
 @run

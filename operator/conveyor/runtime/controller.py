@@ -169,7 +169,10 @@ class Controller:
 
     def job_changed(self, record: JobRecord, *, deleted: bool) -> None:
         namespace, name = record.key
-        self.work.add(("job", namespace, name))
+        overlay = self._job_overlay.get(record.key)
+        if deleted or overlay is None or record.resource_version > overlay.resource_version:
+            self.work.add(("job", namespace, name))
+        # else: the echo of our own status write, decided on already.
         for dependent in self._dependents(namespace, name):
             self.work.add(("job", namespace, dependent))
         if record.parent:

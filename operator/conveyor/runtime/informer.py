@@ -85,7 +85,8 @@ Indexer = Callable[[Mapping[str, Any]], tuple[Any, Mapping[Hashable, Any]] | Non
 """From an object: its record, and its entries in the index (None: not ours, ignore it)."""
 
 OnChange = Callable[[Any, bool], None]
-"""Called with the object's record, and whether the object is gone, after the index changed."""
+"""Called with the object's record, and whether the object is gone, after the index changed
+(not when the object changed in ways its record does not show)."""
 
 
 @dataclass
@@ -317,7 +318,10 @@ class Informer:
             self._index.drop(key, known.entries)
         self._index.put(key, entries)
         self._known[key] = _Known(version, record, entries)
-        self._on_change(record, False)
+        if known is None or known.record != record:
+            # A change the record does not show (a pod bound to its node, a label we do
+            # not read, a newer resourceVersion only) is news to nobody.
+            self._on_change(record, False)
         return key
 
     def _forget(self, key: ObjectKey) -> None:

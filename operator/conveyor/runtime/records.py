@@ -96,7 +96,7 @@ class JobRecord:
     namespace: str
     name: str
     uid: str
-    resource_version: int
+    resource_version: int = field(compare=False)
     generation: int | None
     created_at: datetime.datetime
     deleting: bool
@@ -212,7 +212,7 @@ class PodRecord:
     uid: str
     job: str
     queue: str
-    resource_version: int
+    resource_version: int = field(compare=False)
     view: PodView
     failing_container: str | None
 
