@@ -150,9 +150,9 @@ class Informer:
             try:
                 await self.relist()
                 self.synced.set()
-                failures = 0
                 while not self._stopping.is_set():
                     await self._watch_once()
+                    failures = 0  # a watch that ran its course: the backoff starts over
             except asyncio.CancelledError:
                 raise
             except Exception as error:
