@@ -65,9 +65,6 @@ class Index:
     def __contains__(self, key: object) -> bool:
         return key in self._by_key
 
-    def __len__(self) -> int:
-        return len(self._by_key)
-
     def put(self, obj: ObjectKey, entries: Mapping[Hashable, Any]) -> None:
         for key, value in entries.items():
             self._by_key.setdefault(key, {})[obj] = value

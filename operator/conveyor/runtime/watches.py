@@ -197,10 +197,6 @@ class Watches:
         log.info("listed %s in %.2f s: deciding", counts, loop.time() - began)
         self.controller.start()
 
-    @property
-    def synced(self) -> bool:
-        return all(informer.synced.is_set() for informer in self.informers)
-
     def health(self) -> dict[str, Any]:
         return {
             informer.name: {"synced": informer.synced.is_set(), "events": informer.events_seen}
