@@ -3,10 +3,11 @@ their pid files, and other Conveyor operators that would share our jobs."""
 
 from __future__ import annotations
 
-import fnmatch
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from conveyor.core import namespaces
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -128,18 +129,6 @@ def conveyor_operators(exclude: set[int]) -> list[OtherOperator]:
     return found
 
 
-def watches(patterns: list[str], namespace: str) -> bool:
-    """Whether an operator started with these --namespace values (kopf accepts
-    globs and !negations; none means all namespaces) watches `namespace`."""
-    if not patterns:
-        return True
-    positive = [p for p in patterns if not p.startswith("!")]
-    negative = [p[1:] for p in patterns if p.startswith("!")]
-    if any(fnmatch.fnmatchcase(namespace, p) for p in negative):
-        return False
-    return not positive or any(fnmatch.fnmatchcase(namespace, p) for p in positive)
-
-
-def conflicting(ops: list[OtherOperator], namespaces: list[str]) -> list[OtherOperator]:
-    """Operators that would act on one of our namespaces."""
-    return [op for op in ops if any(watches(op.namespaces, ns) for ns in namespaces)]
+def conflicting(ops: list[OtherOperator], watched: list[str]) -> list[OtherOperator]:
+    """Operators that would act on one of our namespaces (by the operator's own rule)."""
+    return [op for op in ops if any(namespaces.served(ns, op.namespaces) for ns in watched)]

@@ -20,6 +20,7 @@ from typing import Any
 import kopf
 
 from conveyor.runtime import metrics
+from conveyor.runtime.cache import Cache
 from conveyor.runtime.controller import Controller
 from conveyor.runtime.kube import ClientKubeApi
 from conveyor.runtime.watches import Watches
@@ -50,7 +51,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="serve Prometheus metrics on this port (default: off)",
     )
     parser.add_argument(
-        "--workers", type=int, default=16, help="reconcilers working at once (default 16)"
+        "--workers", type=int, default=32, help="reconcilers working at once (default 32)"
     )
     parser.add_argument(
         "--api-threads",
@@ -79,18 +80,23 @@ def main(argv: list[str] | None = None) -> int:
     if args.metrics_port:
         metrics.serve(args.metrics_port)
     api = ClientKubeApi(threads=args.api_threads)
-    controller = Controller(api, workers=args.workers, parallelism=args.api_threads)
+    cache = Cache()
+    controller = Controller(api, cache, workers=args.workers)
     watches: list[Watches] = []
+    tasks: list[asyncio.Task[None]] = []
+
+    async def decide_once_synced(watching: Watches) -> None:
+        await watching.wait_synced()
+        controller.start()
 
     @kopf.on.startup()
     async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.posting.enabled = False
         settings.scanning.disabled = True
-        watching = Watches(
-            api.client, controller, namespaces=args.namespace, in_pool=api.run_blocking
-        )
+        watching = Watches(api.client, cache, namespaces=args.namespace, in_pool=api.run_blocking)
         watches.append(watching)
-        await watching.start()
+        watching.start()
+        tasks.append(asyncio.create_task(decide_once_synced(watching), name="conveyor-sync"))
 
     @kopf.on.probe(id="watches")
     async def probe(**_: Any) -> dict[str, Any]:
@@ -98,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
 
     @kopf.on.cleanup()
     async def cleanup(**_: Any) -> None:
+        for task in tasks:
+            task.cancel()
         for watching in watches:
             await watching.stop()
         await controller.stop()
@@ -105,6 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     asyncio.run(
         kopf.operator(
             standalone=True,
+            # kopf serves no resource here (it runs the process only, and its own namespace
+            # scanning is off): this only spares it a warning that no namespace scope was
+            # given. The scope that matters is --namespace, which our watches follow.
             clusterwide=True,
             liveness_endpoint=args.liveness or None,
         )

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import bisect
 import datetime
 import heapq
 import itertools
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conveyor.core import admission
-from conveyor.core.admission import Candidate, QueueLimits, admit, count_in_window, start_order
+from conveyor.core.admission import Candidate, QueueLimits, WaitingLine
 from tests.unit.factories import T0, at
 
 MICROSECOND = datetime.timedelta(microseconds=1)
@@ -32,6 +35,46 @@ def candidate_lists(draw: st.DrawFn, priority: st.SearchStrategy[int] = small_pr
         )
     )
     return [Candidate(name=n, priority=p, created_at=t) for n, p, t in rows]
+
+
+@dataclass(frozen=True)
+class Admitted:
+    admitted: list[Candidate]
+    retry_at: datetime.datetime | None
+
+
+def admit(
+    *,
+    limits: QueueLimits,
+    now: datetime.datetime,
+    running: int,
+    recent_starts: Sequence[datetime.datetime],
+    candidates: Iterable[Candidate],
+) -> Admitted:
+    """What the admitter does in one pass: the line in start order, the plan, the first ones."""
+    line = WaitingLine()
+    for candidate in candidates:
+        line.add(candidate)
+    decided = admission.plan(
+        limits=limits, now=now, running=running, recent_starts=recent_starts, waiting=len(line)
+    )
+    return Admitted(line.take(decided.slots), decided.retry_at)
+
+
+def start_order(candidates: Iterable[Candidate]) -> list[Candidate]:
+    """The waiting line's order, read without taking anyone out."""
+    line = WaitingLine()
+    for candidate in candidates:
+        line.add(candidate)
+    return list(line)
+
+
+def count_in_window(
+    starts: Sequence[datetime.datetime], end: datetime.datetime, period_seconds: float
+) -> int:
+    """Starts in the window (end - period, end]; `starts` sorted."""
+    begin = end - datetime.timedelta(seconds=period_seconds)
+    return bisect.bisect_right(starts, end) - bisect.bisect_right(starts, begin)
 
 
 def before(a: Candidate, b: Candidate) -> bool:
@@ -113,20 +156,17 @@ def test_concurrency_is_never_exceeded(candidates, concurrency, running, rate, r
         # Without a rate limit the quota is used to the full.
         assert len(decided.admitted) == min(len(candidates), max(0, concurrency - running))
         assert decided.retry_at is None
-    if len(decided.admitted) < len(candidates):
-        assert decided.held_by in ("Concurrency", "RateLimit")
-    else:
-        assert decided.held_by is None
+    if len(decided.admitted) == len(candidates):
+        assert decided.retry_at is None
 
 
-def test_concurrency_held_by_reason():
-    """A full queue holds jobs back with held_by=Concurrency and no retry time."""
+def test_a_full_queue_holds_jobs_back_without_a_retry_time():
+    """A full queue admits what fits; the rest wait for a slot to free, not for a time."""
     cands = [Candidate(f"j{i}", 0, at(i)) for i in range(5)]
     decided = admit(
         limits=QueueLimits(concurrency=3), now=at(10), running=1, recent_starts=[], candidates=cands
     )
     assert [c.name for c in decided.admitted] == ["j0", "j1"]
-    assert decided.held_by == "Concurrency"
     assert decided.retry_at is None
 
 
@@ -177,7 +217,6 @@ def test_rate_limit_holds_in_every_window(rate_max, period_ms, arrivals, spuriou
             starts.append(now)
         if decided.retry_at is not None:
             assert decided.retry_at > now
-            assert decided.held_by == "RateLimit"
             if decided.retry_at not in timers:  # one timer per queue and time, like the runtime
                 timers.add(decided.retry_at)
                 heapq.heappush(calls, (decided.retry_at, "retry"))
@@ -211,7 +250,6 @@ def test_retry_at_is_exactly_when_the_next_token_frees(rate_max, period, ages_ms
         assert first.retry_at is None
         return
     assert first.retry_at is not None
-    assert first.held_by == "RateLimit"
     starts = sorted([*recent, *([now] * len(first.admitted))])
     rest = cands[len(first.admitted) :]
 
@@ -239,7 +277,6 @@ def test_rate_limit_example():
     decided = admit(limits=limits, now=at(5), running=0, recent_starts=[at(1)], candidates=cands)
     assert [c.name for c in decided.admitted] == ["j0"]
     assert decided.retry_at == at(11)
-    assert decided.held_by == "RateLimit"
 
 
 def test_old_starts_outside_the_window_do_not_count():
@@ -255,26 +292,17 @@ def test_old_starts_outside_the_window_do_not_count():
     assert [c.name for c in decided.admitted] == ["j"]
 
 
-def test_count_in_window_is_half_open():
-    """count_in_window counts (end - period, end]."""
-    starts = [at(0), at(1), at(2), at(3)]
-    assert count_in_window(starts, at(3), 2) == 2
-    assert count_in_window(starts, at(2), 2) == 2
-    assert count_in_window(starts, at(10), 2) == 0
-
-
 # ---------------------------------------------------------------- pause, unlimited
 
 
 @settings(max_examples=25, deadline=None)
 @given(candidate_lists(), st.none() | st.integers(1, 10), st.none() | st.integers(1, 10))
 def test_paused_admits_nothing(candidates, concurrency, rate):
-    """A paused queue admits nobody, whatever its limits; held_by says Paused."""
+    """A paused queue admits nobody, whatever its limits, and sets no time to try again."""
     limits = QueueLimits(concurrency=concurrency, rate_max=rate, paused=True)
     decided = admit(limits=limits, now=at(0), running=0, recent_starts=[], candidates=candidates)
     assert decided.admitted == []
     assert decided.retry_at is None
-    assert decided.held_by == ("Paused" if candidates else None)
 
 
 @settings(max_examples=25, deadline=None)
@@ -290,7 +318,6 @@ def test_unlimited_queue_admits_everyone(candidates, running):
     )
     assert decided.admitted == start_order(candidates)
     assert decided.retry_at is None
-    assert decided.held_by is None
 
 
 def test_no_candidates_nothing_held():
@@ -302,7 +329,7 @@ def test_no_candidates_nothing_held():
         recent_starts=[at(0)],
         candidates=[],
     )
-    assert decided == admission.Admission([], None, None)
+    assert decided == Admitted([], None)
 
 
 @settings(max_examples=150, deadline=None)
@@ -419,27 +446,16 @@ def test_occupancy_keeps_start_times_for_one_rate_period_only():
     assert admission.Occupancy().recent_starts(at(3)) == []  # no rate limit: nothing kept
 
 
-@settings(max_examples=100, deadline=None)
-@given(
-    waiting=st.integers(0, 12),
-    concurrency=st.none() | st.integers(1, 10),
-    running=st.integers(0, 15),
-    rate=st.none() | st.integers(1, 10),
-    recent=st.lists(st.integers(0, 2_000_000), max_size=12),
-    paused=st.booleans(),
-)
-def test_plan_agrees_with_admit(*, waiting, concurrency, running, rate, recent, paused):
-    """plan() (used with the waiting line) admits as many as admit() (used on a list)."""
-    limits = QueueLimits(
-        concurrency=concurrency, rate_max=rate, rate_period_seconds=1, paused=paused
-    )
-    starts = [T0 + datetime.timedelta(microseconds=us) for us in recent]
-    cands = [Candidate(f"j{i}", 0, at(i)) for i in range(waiting)]
-    planned = admission.plan(
-        limits=limits, now=at(2), running=running, recent_starts=starts, waiting=waiting
-    )
-    decided = admit(
-        limits=limits, now=at(2), running=running, recent_starts=starts, candidates=cands
-    )
-    assert decided.admitted == cands[: planned.slots]
-    assert (decided.retry_at, decided.held_by) == (planned.retry_at, planned.held_by)
+def test_a_start_moves_to_when_its_create_returned_never_back():
+    """started() moves a pod's start later (the create's response), never earlier, and the
+    rate window then counts it from there."""
+    occupancy = admission.Occupancy(datetime.timedelta(seconds=2))
+    occupancy.observe("p", live=True, created_at=at(0))
+    occupancy.started("p", at(0.3))
+    occupancy.started("p", at(0.1))  # an earlier moment changes nothing
+    assert occupancy.recent_starts(at(2.2)) == [at(0.3)]
+    assert occupancy.recent_starts(at(2.3)) == []
+    occupancy.started("q", at(5))  # seen first by its create's response
+    occupancy.observe("q", live=True, created_at=at(4.9))  # the watch, later: no second start
+    assert occupancy.recent_starts(at(5)) == [at(5)]
+    assert admission.Occupancy().recent_starts(at(5)) == []

@@ -14,7 +14,8 @@ from typing import Any
 import orjson
 import pytest
 
-from conveyor.runtime.informer import ExpiredError, Index, Informer
+from conveyor.runtime.informer import ExpiredError, Informer
+from conveyor.runtime.store import Index, Indexed, Store
 
 
 def run(test: Callable[[], Coroutine[Any, Any, None]]) -> Callable[[], None]:
@@ -38,7 +39,7 @@ def indexer(body: Any) -> Any:
     if name.startswith("ignored"):
         return None
     queue = body["spec"]["queue"]
-    return (name, queue), {("job", name): name, ("in-queue", queue): name}
+    return Indexed((name, queue), {("job", name): name, ("in-queue", queue): name})
 
 
 class Response:
@@ -83,21 +84,19 @@ def event(kind: str, body: dict[str, Any]) -> bytes:
 
 
 def make(lister: Lister, **kwargs: Any) -> tuple[Informer, Index, list[tuple[str, bool]]]:
-    index = Index()
+    store: Store[Any] = Store(indexer)
     changes: list[tuple[str, bool]] = []
-    informer = Informer(
-        "jobs",
-        lister,
-        index=index,
-        indexer=indexer,
-        on_change=lambda record, deleted: changes.append((record[0], deleted)),
-        **kwargs,
-    )
-    return informer, index, changes
+
+    def on_change(old: Any, new: Any) -> None:
+        changes.append(((new or old)[0], new is None))
+
+    store.on_change = on_change
+    informer = Informer("jobs", lister, store, **kwargs)
+    return informer, store.index, changes
 
 
 def values(index: Index, key: Any) -> list[str]:
-    return sorted(index.get(key) or [])
+    return sorted(str(v) for v in index.values(key))
 
 
 @run
@@ -109,7 +108,7 @@ async def test_a_list_of_several_pages_fills_the_index():
     assert values(index, ("in-queue", "q")) == ["a", "b", "c"]
     assert changes == [("a", False), ("b", False), ("c", False)]
     assert lister.calls[1]["_continue"] == "next"
-    assert len(informer) == 3
+    assert informer.objects == 3
 
 
 @run
@@ -192,7 +191,7 @@ async def test_a_change_the_record_does_not_show_is_indexed_and_not_delivered():
     await informer.relist()
     await informer._watch_once()
     assert changes == [("a", False), ("a", False)]
-    assert informer._known[("ns", "a")].resource_version == "7"
+    assert informer._store._known[("ns", "a")].resource_version == "7"
     assert values(index, ("in-queue", "r")) == ["a"]
 
 
@@ -210,8 +209,23 @@ def test_the_index_keeps_one_value_per_object_under_each_key():
     index = Index()
     index.put(("ns", "a"), {"k": 1, "j": 1})
     index.put(("ns", "b"), {"k": 2})
-    assert sorted(index.get("k")) == [1, 2]
+    assert sorted(index.values("k")) == [1, 2]  # type: ignore[type-var]
     index.drop(("ns", "a"), {"k": 1, "j": 1})
-    assert list(index.get("k")) == [2]
+    assert list(index.values("k")) == [2]
     assert "j" not in index
-    assert index.get("j", "none") == "none"
+    assert list(index.values("j")) == []
+
+
+@run
+async def test_a_namespaced_relist_forgets_only_its_own_namespace():
+    """Two informers (one per namespace) share a store: each relist drops only its own."""
+    store: Store[Any] = Store(indexer)
+    first, second = Lister(), Lister()
+    first.pages = [page([obj("a", 1, namespace="one")], 5), page([], 6)]
+    second.pages = [page([obj("b", 2, namespace="two")], 5)]
+    one = Informer("jobs@one", first, store, namespace="one")
+    two = Informer("jobs@two", second, store, namespace="two")
+    await one.relist()
+    await two.relist()
+    await one.relist()  # "a" went
+    assert store.known() == [("two", "b")]

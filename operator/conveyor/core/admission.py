@@ -30,7 +30,7 @@ import bisect
 import collections
 import datetime
 import heapq
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 PRIORITY_OFFSET = 1_000_000_000
@@ -62,19 +62,6 @@ class QueueLimits:
         return cls()
 
 
-@dataclass(frozen=True)
-class Admission:
-    admitted: list[Candidate]
-    retry_at: datetime.datetime | None
-    """When the rate limit frees its next start, if it held anyone back."""
-    held_by: str | None
-    """Why jobs were held back: Paused, Concurrency or RateLimit (None: nobody waits)."""
-
-
-def start_order(candidates: Iterable[Candidate]) -> list[Candidate]:
-    return sorted(candidates, key=lambda c: c.sort_key)
-
-
 def queue_order_key(priority: int, created_at: datetime.datetime, name: str) -> str:
     """A string that sorts like the start order, for `--sort-by=.status.queueOrder`."""
     inverted = PRIORITY_OFFSET - max(-PRIORITY_OFFSET, min(PRIORITY_OFFSET, priority))
@@ -87,7 +74,7 @@ class Plan:
     slots: int
     """How many of the waiting jobs start now (the first ones in start order)."""
     retry_at: datetime.datetime | None
-    held_by: str | None
+    """When the rate limit frees its next start, if it held anyone back."""
 
 
 def plan(
@@ -98,11 +85,9 @@ def plan(
     recent_starts: Sequence[datetime.datetime],
     waiting: int,
 ) -> Plan:
-    """How many of `waiting` jobs start now, and if some must wait, why and until when."""
-    if waiting <= 0:
-        return Plan(0, None, None)
-    if limits.paused:
-        return Plan(0, None, "Paused")
+    """How many of `waiting` jobs start now, and if the rate limit holds some, until when."""
+    if waiting <= 0 or limits.paused:
+        return Plan(0, None)
 
     slots = waiting
     if limits.concurrency is not None:
@@ -123,24 +108,8 @@ def plan(
             retry_at = starts[len(starts) - limits.rate_max] + period
 
     if slots >= waiting:
-        return Plan(waiting, None, None)
-    return Plan(slots, retry_at, "RateLimit" if retry_at is not None else "Concurrency")
-
-
-def admit(
-    *,
-    limits: QueueLimits,
-    now: datetime.datetime,
-    running: int,
-    recent_starts: Sequence[datetime.datetime],
-    candidates: Iterable[Candidate],
-) -> Admission:
-    """Pick the candidates that start now, in start order."""
-    waiting = start_order(candidates)
-    decided = plan(
-        limits=limits, now=now, running=running, recent_starts=recent_starts, waiting=len(waiting)
-    )
-    return Admission(waiting[: decided.slots], decided.retry_at, decided.held_by)
+        return Plan(waiting, None)
+    return Plan(slots, retry_at)
 
 
 class WaitingLine:
@@ -187,7 +156,7 @@ class WaitingLine:
 
     def __iter__(self) -> Iterator[Candidate]:
         """The jobs in line, in start order (sorts; for tests and inspection)."""
-        return iter(start_order(self._members.values()))
+        return iter(sorted(self._members.values(), key=lambda c: c.sort_key))
 
     def _compact(self) -> None:
         if len(self._heap) > 2 * len(self._members) + 64:
@@ -267,6 +236,21 @@ class Occupancy:
             self._started[key] = moment
             bisect.insort(self._starts, (moment, key))
 
+    def started(self, uid: str, at: datetime.datetime) -> None:
+        """The pod started no earlier than `at` (when the response to its create arrived):
+        the API server stamped it before then, so windows of its stamps stay within the limit."""
+        if self.rate_period is None:
+            return
+        known = self._started.get(uid)
+        if known is not None and known >= at:
+            return
+        if known is not None:
+            index = bisect.bisect_left(self._starts, (known, uid))
+            if index < len(self._starts) and self._starts[index] == (known, uid):
+                del self._starts[index]
+            del self._started[uid]
+        self._add_start(uid, at)
+
     def forget(self, uid: str) -> None:
         """The pod is gone: it holds no slot, now or later."""
         self._live.discard(uid)
@@ -291,11 +275,3 @@ class Occupancy:
 
 
 _RESERVED = "\x00reserved:"  # cannot be a uid
-
-
-def count_in_window(
-    starts: Sequence[datetime.datetime], end: datetime.datetime, period_seconds: float
-) -> int:
-    """Starts in the window (end - period, end]; `starts` sorted. For the invariant tests."""
-    begin = end - datetime.timedelta(seconds=period_seconds)
-    return bisect.bisect_right(starts, end) - bisect.bisect_right(starts, begin)

@@ -117,13 +117,15 @@ class Decision:
 class _Draft:
     """The status being built, with the events its transitions produce."""
 
-    def __init__(self, job: JobView, now: datetime.datetime) -> None:
-        self.job = job
+    def __init__(
+        self, status: BackgroundJobStatus, generation: int | None, now: datetime.datetime
+    ) -> None:
+        self.generation = generation
         self.now = now
-        self.values = job.status.model_dump()
-        self.values["conditions"] = list(job.status.conditions)
-        self.values["history"] = list(job.status.history)
-        self.values["observed_generation"] = job.generation
+        self.values = status.model_dump()
+        self.values["conditions"] = list(status.conditions)
+        self.values["history"] = list(status.history)
+        self.values["observed_generation"] = generation
         self.events: list[Event] = []
         self.actions: list[Action] = []
 
@@ -157,7 +159,7 @@ class _Draft:
             reason=reason,
             message=message,
             now=self.now,
-            generation=self.job.generation,
+            generation=self.generation,
         )
         if event is not None and status == "True" and not already:
             self.emit(event, reason, message)
@@ -195,34 +197,43 @@ class _Draft:
 
 def step(job: JobView, around: Surroundings) -> Decision:
     """The next status of `job`, and what to do to get there."""
-    draft = _Draft(job, around.now)
     if around.invalid is not None:
-        draft.condition("InvalidSpec", "True", "InvalidSpec", around.invalid, event="Warning")
-        if draft.phase is None:
-            draft.set(phase="Pending")
-        return draft.decide(around.effective)
+        return reject(job.status, generation=job.generation, message=around.invalid, now=around.now)
+    draft = _Draft(job.status, job.generation, around.now)
     draft.drop_condition("InvalidSpec")
     effective = around.effective
     assert effective is not None, "a valid job has effective settings"
 
-    _replay_if_asked(draft)
+    _replay_if_asked(draft, job)
 
     if draft.phase in TERMINAL:
         return _finished(draft, effective)
 
     _adopt_unrecorded_pods(draft, around.pods)
     if draft.phase == "Running":
-        wake_at = _follow_attempt(draft, effective, around)
+        wake_at = _follow_attempt(draft, job, effective, around)
         if draft.phase in ("Running", *TERMINAL):
             if draft.phase in TERMINAL:
                 return _finished(draft, effective)
             return draft.decide(effective, wake_at=wake_at)
-    return _wait_or_start(draft, effective, around)
+    return _wait_or_start(draft, job, effective, around)
 
 
-def _replay_if_asked(draft: _Draft) -> None:
+def reject(
+    status: BackgroundJobStatus, *, generation: int | None, message: str, now: datetime.datetime
+) -> Decision:
+    """The status of a job the operator cannot act on (a spec it cannot read, a pod the API
+    server refused): an InvalidSpec condition saying why, and nothing done."""
+    draft = _Draft(status, generation, now)
+    draft.condition("InvalidSpec", "True", "InvalidSpec", message, event="Warning")
+    if draft.phase is None:
+        draft.set(phase="Pending")
+    return draft.decide(None)
+
+
+def _replay_if_asked(draft: _Draft, job: JobView) -> None:
     """A new value of the replay annotation sends a Failed job through once more."""
-    asked = draft.job.annotations.get(naming.ANNOTATION_REPLAY)
+    asked = job.annotations.get(naming.ANNOTATION_REPLAY)
     if not asked or asked == draft.values["replayed"]:
         return
     draft.set(replayed=asked)
@@ -281,7 +292,7 @@ def _adopt_unrecorded_pods(draft: _Draft, pods: Mapping[int, outcome.PodView]) -
 
 
 def _follow_attempt(
-    draft: _Draft, effective: Effective, around: Surroundings
+    draft: _Draft, job: JobView, effective: Effective, around: Surroundings
 ) -> datetime.datetime | None:
     """Look at the running attempt's pod; record its end if it ended. Returns a wake-up time."""
     attempt: int = draft.values["attempts"]
@@ -301,7 +312,7 @@ def _follow_attempt(
     previous = history[-1] if history and history[-1].attempt == attempt else None
     record = AttemptRecord(
         attempt=attempt,
-        pod_name=naming.pod_name(draft.job.name, attempt),
+        pod_name=naming.pod_name(job.name, attempt),
         start_time=previous.start_time if previous else (pod.created_at if pod else None),
         finished_at=result.finished_at,
         result=result.kind,
@@ -372,8 +383,9 @@ def _fail(draft: _Draft, reason: str, message: str) -> None:
     draft.emit("Warning", "Failed", message)
 
 
-def _wait_or_start(draft: _Draft, effective: Effective, around: Surroundings) -> Decision:
-    job = draft.job
+def _wait_or_start(
+    draft: _Draft, job: JobView, effective: Effective, around: Surroundings
+) -> Decision:
     spec = job.spec
     if draft.phase is None:
         draft.set(phase="Pending")

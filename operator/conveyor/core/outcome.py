@@ -13,7 +13,7 @@ otherwise wait forever; after the start timeout the attempt fails with the
 reason the pod reported.
 
 `PodView` is the few facts of a pod this needs, so the rules are tested
-without Kubernetes objects; `conveyor.runtime.pods` builds it from a pod.
+without Kubernetes objects; `conveyor.runtime.records` builds it from a pod.
 """
 
 from __future__ import annotations

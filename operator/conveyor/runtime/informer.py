@@ -1,4 +1,4 @@
-"""List-and-watch of one resource into in-memory indices, the way client-go's informers do it.
+"""List-and-watch of one resource into an in-memory store, the way client-go's informers do it.
 
 The controller reads BackgroundJobs, pods, JobQueues and PriorityClasses from
 memory and is told which ones changed. kopf would give every object its own
@@ -10,9 +10,11 @@ list's resourceVersion; a watch that expires (410 Gone) or breaks is followed
 by a fresh list, whose differences are delivered as events too, so nothing is
 missed across a gap.
 
+The informer is the network side only: what it reads goes into a `Store`
+(`store`), which the fake API server feeds the same way in unit tests.
 Blocking HTTP runs in threads: list pages in the API client's pool, each
 watch stream on a thread of its own that decodes events with orjson and hands
-them to the event loop a chunk at a time. Everything else, the indices
+them to the event loop a chunk at a time. Everything else, the store
 included, is touched on the event loop only.
 """
 
@@ -21,23 +23,34 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import threading
-from collections.abc import Awaitable, Callable, Hashable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import orjson
 
+from conveyor.core import backoff
+from conveyor.runtime.store import ObjectKey, Store
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-ObjectKey = tuple[str, str]  # (namespace or "", name)
 
 PAGE_SIZE = 500
 WATCH_SECONDS = 300  # the API server ends each watch after this; it is then resumed
 READ_TIMEOUT_SECONDS = WATCH_SECONDS + 30  # bookmarks arrive well within this
-MAX_BACKOFF_SECONDS = 30.0
+
+
+def relist_delay(failures: int) -> float:
+    """Seconds before listing again after `failures` failed lists or watches in a row."""
+    return backoff.delay_seconds(
+        strategy="Exponential",
+        initial=1.0,
+        multiplier=2.0,
+        maximum=30.0,
+        jitter=0.2,
+        failures=failures,
+    )
 
 
 class ExpiredError(Exception):
@@ -48,85 +61,35 @@ Lister = Callable[..., Any]
 """A `list_*` function of the official client, bound to its resource and namespace."""
 
 
-class Index:
-    """Index key → {object key: value}: what the controller reads, kept up to date by events.
-
-    An object contributes a few entries (a job: itself by name, its name under its
-    queue, under each job it depends on, ...); each change replaces all of them.
-    """
-
-    def __init__(self) -> None:
-        self._by_key: dict[Hashable, dict[ObjectKey, Any]] = {}
-
-    def get(self, key: Hashable, default: Any = None) -> Any:
-        store = self._by_key.get(key)
-        return store.values() if store else default
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._by_key
-
-    def put(self, obj: ObjectKey, entries: Mapping[Hashable, Any]) -> None:
-        for key, value in entries.items():
-            self._by_key.setdefault(key, {})[obj] = value
-
-    def drop(self, obj: ObjectKey, keys: Iterator[Hashable] | Mapping[Hashable, Any]) -> None:
-        for key in keys:
-            store = self._by_key.get(key)
-            if store is not None:
-                store.pop(obj, None)
-                if not store:
-                    del self._by_key[key]
-
-
-Indexer = Callable[[Mapping[str, Any]], tuple[Any, Mapping[Hashable, Any]] | None]
-"""From an object: its record, and its entries in the index (None: not ours, ignore it)."""
-
-OnChange = Callable[[Any, bool], None]
-"""Called with the object's record, and whether the object is gone, after the index changed
-(not when the object changed in ways its record does not show)."""
-
-
-@dataclass
-class _Known:
-    resource_version: str
-    record: Any
-    entries: Mapping[Hashable, Any]
-
-
 class Informer:
-    """One resource in one namespace (or all of them), listed, then watched, into an Index."""
+    """One resource in one namespace (or all of them), listed, then watched, into a Store."""
 
     def __init__(
         self,
         name: str,
         lister: Lister,
+        store: Store[Any],
         *,
-        index: Index,
-        indexer: Indexer,
-        on_change: OnChange,
+        namespace: str | None = None,
         label_selector: str | None = None,
         namespace_filter: Callable[[str], bool] | None = None,
         in_pool: Callable[[Callable[[], Any]], Awaitable[Any]] | None = None,
     ) -> None:
         self.name = name
         self._lister = lister
-        self._index = index
-        self._indexer = indexer
-        self._on_change = on_change
+        self._store = store
+        self._namespace = namespace
         self._selector = label_selector
         self._namespace_filter = namespace_filter
         self._in_pool = in_pool
-        self._known: dict[ObjectKey, _Known] = {}
         self._resource_version = ""
         self.synced = asyncio.Event()
         self.events_seen = 0
         self.lists = 0
+        self.objects = 0
         self._stopping = threading.Event()
         self._responses: set[Any] = set()  # open watch streams, for stop() to cut
         self._task: asyncio.Task[None] | None = None
-
-    def __len__(self) -> int:
-        return len(self._known)
 
     # ------------------------------------------------------------ running
 
@@ -159,7 +122,7 @@ class Informer:
                 if self._stopping.is_set():
                     return
                 failures += 1
-                delay = min(MAX_BACKOFF_SECONDS, 0.5 * 2**failures) * random.uniform(0.8, 1.2)
+                delay = relist_delay(failures)
                 log.warning("%s: %r; listing again in %.1f s", self.name, error, delay)
                 await asyncio.sleep(delay)
 
@@ -185,8 +148,10 @@ class Informer:
             if token is None:
                 self._resource_version = str(metadata.get("resourceVersion") or "")
                 break
-        for key in [k for k in self._known if k not in seen]:
-            self._forget(key)
+        for key in self._store.known(self._namespace):
+            if key not in seen:
+                self._store.forget(key)
+        self.objects = len(seen)
         self.lists += 1
 
     def _list_page(self, token: str | None) -> dict[str, Any]:
@@ -290,42 +255,11 @@ class Informer:
             if version:
                 self._resource_version = version
 
-    # ------------------------------------------------------------ the index
-
     def _apply(self, obj: Mapping[str, Any], *, deleted: bool) -> ObjectKey | None:
-        meta = obj.get("metadata") or {}
-        namespace = str(meta.get("namespace") or "")
+        namespace = str((obj.get("metadata") or {}).get("namespace") or "")
         if self._namespace_filter is not None and not self._namespace_filter(namespace):
             return None
-        key = (namespace, str(meta.get("name") or ""))
-        if deleted:
-            self._forget(key)
-            return key
-        version = str(meta.get("resourceVersion") or "")
-        known = self._known.get(key)
-        if known is not None and known.resource_version == version:
-            return key  # relisted unchanged
-        made = self._indexer(obj)
-        if made is None:
-            if known is not None:
-                self._forget(key)
-            return None
-        record, entries = made
-        if known is not None:
-            self._index.drop(key, known.entries)
-        self._index.put(key, entries)
-        self._known[key] = _Known(version, record, entries)
-        if known is None or known.record != record:
-            # A change the record does not show (a pod bound to its node, a label we do
-            # not read, a newer resourceVersion only) is news to nobody.
-            self._on_change(record, False)
-        return key
-
-    def _forget(self, key: ObjectKey) -> None:
-        known = self._known.pop(key, None)
-        if known is not None:
-            self._index.drop(key, known.entries)
-            self._on_change(known.record, True)
+        return self._store.apply(obj, deleted=deleted)
 
 
 def _gone(error: BaseException) -> bool:

@@ -7,8 +7,9 @@ socket. Every write the operator makes goes through here, which is where
 the API writes per job are counted and kept low.
 
 `KubeApi` is the Protocol the controller depends on; `ClientKubeApi` is the
-real thing. Tests of the controller's glue run against the real API server,
-never a patched client.
+real thing, and `fake_kube.FakeKubeApi` an in-memory one for the controller's
+unit tests (as httpx's MockTransport stands in for its transport). Nothing
+patches the client.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import json
 import logging
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 import kubernetes
@@ -42,8 +44,24 @@ class NotFoundError(Exception):
     """The object does not exist (404)."""
 
 
+@dataclass(frozen=True)
+class EventBody:
+    """A core/v1 Event about one object."""
+
+    name: str
+    namespace: str
+    kind: str
+    object_name: str
+    uid: str
+    type: str
+    reason: str
+    message: str
+    at: datetime.datetime
+
+
 class KubeApi(Protocol):
     async def create_pod(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]: ...
+    async def read_pod(self, namespace: str, name: str) -> dict[str, Any] | None: ...
     async def delete_pod(self, namespace: str, name: str) -> None: ...
     async def read_log_tail(
         self, namespace: str, pod: str, container: str | None, lines: int, limit_bytes: int
@@ -56,17 +74,7 @@ class KubeApi(Protocol):
     async def patch_queue_status(
         self, namespace: str, name: str, status: dict[str, Any]
     ) -> None: ...
-    async def post_event(
-        self,
-        *,
-        namespace: str,
-        kind: str,
-        name: str,
-        uid: str,
-        type_: str,
-        reason: str,
-        message: str,
-    ) -> None: ...
+    async def post_event(self, event: EventBody) -> None: ...
 
 
 class ApiError(Exception):
@@ -145,6 +153,12 @@ class ClientKubeApi:
     async def create_pod(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         return await self._call_json(self._core.create_namespaced_pod, namespace, body)
 
+    async def read_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return await self._call_json(self._core.read_namespaced_pod, name, namespace)
+        except NotFoundError:
+            return None
+
     async def delete_pod(self, namespace: str, name: str) -> None:
         with contextlib.suppress(NotFoundError):
             await self._call_json(
@@ -215,41 +229,27 @@ class ClientKubeApi:
                 {"status": status},
             )
 
-    async def post_event(
-        self,
-        *,
-        namespace: str,
-        kind: str,
-        name: str,
-        uid: str,
-        type_: str,
-        reason: str,
-        message: str,
-    ) -> None:
-        now = datetime.datetime.now(datetime.UTC)
+    async def post_event(self, event: EventBody) -> None:
+        stamp = event.at.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         body = {
             "apiVersion": "v1",
             "kind": "Event",
-            "metadata": {"generateName": f"{name}.", "namespace": namespace},
+            "metadata": {"name": event.name, "namespace": event.namespace},
             "involvedObject": {
                 "apiVersion": f"{GROUP}/{VERSION}",
-                "kind": kind,
-                "name": name,
-                "namespace": namespace,
-                "uid": uid,
+                "kind": event.kind,
+                "name": event.object_name,
+                "namespace": event.namespace,
+                "uid": event.uid,
             },
-            "type": type_,
-            "reason": reason,
-            "message": message[:1024],
+            "type": event.type,
+            "reason": event.reason,
+            "message": event.message[:1024],
             "source": {"component": naming.MANAGED_BY},
             "reportingComponent": f"{GROUP}/operator",
             "reportingInstance": self._instance,
-            "firstTimestamp": naming.format_time(now).replace(".000", ""),
-            "lastTimestamp": naming.format_time(now).replace(".000", ""),
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
             "count": 1,
         }
-        body["firstTimestamp"] = body["lastTimestamp"] = now.strftime("%Y-%m-%dT%H:%M:%SZ")
-        try:
-            await self._call_json(self._core.create_namespaced_event, namespace, body)
-        except Exception as error:  # an event is best effort; never fail a reconcile on it
-            log.warning("could not post event %s on %s/%s: %s", reason, namespace, name, error)
+        await self._call_json(self._core.create_namespaced_event, event.namespace, body)

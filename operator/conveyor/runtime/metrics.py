@@ -34,6 +34,9 @@ QUEUE_OLDEST_PENDING = Gauge(
 )
 RECONCILE_SECONDS = Histogram("conveyor_reconcile_seconds", "Time spent per reconcile", ["kind"])
 WORK_QUEUE_DEPTH = Gauge("conveyor_work_queue_depth", "Keys waiting for a reconciler")
+RETRIES = Counter(
+    "conveyor_work_queue_retries_total", "Reconciles that failed and were retried", ["kind"]
+)
 EVENTS_DROPPED = Counter(
     "conveyor_events_dropped_total", "Kubernetes Events not posted because too many were waiting"
 )

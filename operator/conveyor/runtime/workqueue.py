@@ -1,49 +1,191 @@
-"""A deduplicating work queue with priorities: a key is never processed by two workers at once.
+"""The one way to wait: a deduplicating work queue with priorities, delays and retries.
 
-Watch events, timers and admissions all say "look at this key again"; many
-such requests for the same key collapse into one pass. A key re-added while
-a worker is processing it is processed once more after that worker finishes,
-so the latest state is always looked at, and never concurrently. This is the
-shape of client-go's workqueue, and what lets the reconcilers read the
-indices without locks. A key whose reconcile fails is retried with
-exponential backoff (1s, 2s, 4s ... 60s), so a persistent error (a
-forbidden namespace, an API outage) does not become a busy loop.
+Watch events, wake-up times and admissions all say "look at this key again";
+many such requests for the same key collapse into one pass. A key re-added
+while a worker is processing it is processed once more after that worker
+finishes, so the latest state is always looked at, and never concurrently.
+That is the shape of client-go's workqueue, and what lets every reconciler
+read the cache and act on one object without locks: all the work on one job
+(its lifecycle, its pod create, its Queued write) goes through the job's one
+key.
 
-Keys have a priority (lower first, FIFO within one). Ten thousand jobs
+Keys are typed (`Key`: a `Kind`, a namespace, a name), and each kind carries
+the priority its keys get (lower first, FIFO within one). Ten thousand jobs
 submitted at once are ten thousand job keys; the admission pass of their
 queue must not wait behind all of them, or nothing starts until every job
-has been looked at once. So admission goes first, then job reconciles, and
-writes that only inform (a Queued phase) come last.
+has been looked at once. So a queue's admission pass goes first. A key can
+also be added with another priority than its kind's: a job its queue has just
+admitted is a `START`, ahead of the reconciles; a job that only needs its
+Queued phase written is `INFORM`, after everything else. A key already
+waiting moves up when added with a better priority, never down.
+
+Time-based wake-ups (backoff ends, startAt, deadlines, TTLs, the rate limit's
+next token, the queue status's next write) are `add_after`: ten thousand
+delayed jobs are ten thousand heap entries and one sleeping task, not ten
+thousand timers. A key keeps only its earliest wake-up. Nothing here is state
+a restart would lose: each reconcile computes its wake-up again from the
+objects and asks anew.
+
+A reconcile that raises is retried after an exponential backoff per key
+(`core.backoff`: 1 s, 2 s, 4 s ... 60 s, jittered), so a persistent error (a
+forbidden namespace, an API outage) does not become a busy loop; a success
+forgets the key's failures.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import datetime
+import enum
+import heapq
 import itertools
 import logging
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable
+from typing import NamedTuple
+
+from conveyor.core import backoff
+from conveyor.runtime import metrics
 
 log = logging.getLogger(__name__)
+
+
+class Priority(enum.IntEnum):
+    """Who goes first when several keys wait: the lowest value."""
+
+    ADMIT = 0
+    """A queue's admission pass: decides which waiting jobs start."""
+    START = 1
+    """A job its queue admitted: its pod is created."""
+    RECONCILE = 2
+    """A job, or its pods, changed: carry its lifecycle on."""
+    STATUS = 3
+    """A queue's counts are written."""
+    INFORM = 4
+    """A job that must wait gets its Queued phase written."""
+
+
+class Kind(enum.Enum):
+    """What a key names, and the priority its keys get by default."""
+
+    JOB = ("job", Priority.RECONCILE)
+    """A BackgroundJob, recurring or not."""
+    ADMIT = ("admit", Priority.ADMIT)
+    """A JobQueue's admission pass (the empty name: jobs that name no queue)."""
+    QUEUE_STATUS = ("queue-status", Priority.STATUS)
+    """A JobQueue's status."""
+
+    def __init__(self, label: str, priority: Priority) -> None:
+        self.label = label
+        self.priority = priority
+
+
+class Key(NamedTuple):
+    kind: Kind
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.kind.label} {self.namespace}/{self.name}"
+
+
+Handler = Callable[[Key], Awaitable[None]]
+
+
+def utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def retry_delay(failures: int) -> float:
+    """Seconds before a key that failed `failures` times in a row is tried again."""
+    return backoff.delay_seconds(
+        strategy="Exponential",
+        initial=1.0,
+        multiplier=2.0,
+        maximum=60.0,
+        jitter=0.1,
+        failures=failures,
+    )
 
 
 class WorkQueue:
     def __init__(
         self,
-        handler: Callable[[Hashable], Awaitable[None]],
+        handler: Handler,
         *,
         workers: int,
-        priority: Callable[[Hashable], int] = lambda _key: 0,
+        clock: Callable[[], datetime.datetime] = utcnow,
     ) -> None:
         self._handler = handler
-        self._priority = priority
         self._workers = workers
-        self._queue: asyncio.PriorityQueue[tuple[int, int, Hashable]] = asyncio.PriorityQueue()
+        self._clock = clock
         self._order = itertools.count()
-        self._queued: set[Hashable] = set()
-        self._processing: set[Hashable] = set()
-        self._dirty: set[Hashable] = set()
-        self._failures: dict[Hashable, int] = {}
+        # Ready keys, with lazy deletion: _queued holds each key's live entry, and an entry
+        # left behind by a move up is skipped when it comes out.
+        self._ready: asyncio.PriorityQueue[tuple[int, int, Key]] = asyncio.PriorityQueue()
+        self._queued: dict[Key, tuple[int, int]] = {}
+        self._processing: set[Key] = set()
+        self._dirty: dict[Key, Priority] = {}
+        # Delayed keys: a heap with lazy deletion; _due holds each key's earliest time.
+        self._timers: list[tuple[datetime.datetime, int, Key]] = []
+        self._due: dict[Key, datetime.datetime] = {}
+        self._timers_changed = asyncio.Event()
+        self._failures: dict[Key, int] = {}
         self._tasks: list[asyncio.Task[None]] = []
+
+    # ------------------------------------------------------------ adding
+
+    def add(self, key: Key, priority: Priority | None = None) -> None:
+        """Process the key soon (once, however often it is added)."""
+        rank = key.kind.priority if priority is None else priority
+        if key in self._processing:
+            self._dirty[key] = min(rank, self._dirty.get(key, rank))
+            return
+        queued = self._queued.get(key)
+        if queued is not None and queued[0] <= rank:
+            return
+        entry = (int(rank), next(self._order))
+        self._queued[key] = entry
+        self._ready.put_nowait((*entry, key))
+
+    def add_after(self, key: Key, when: datetime.datetime) -> None:
+        """Add the key at `when` (at once if that has passed); only its earliest time is kept."""
+        current = self._due.get(key)
+        if current is not None and current <= when:
+            return
+        self._due[key] = when
+        heapq.heappush(self._timers, (when, next(self._order), key))
+        if self._timers[0][2] == key:
+            self._timers_changed.set()
+
+    def add_rate_limited(self, key: Key) -> float:
+        """Add the key after a backoff that grows with its failures in a row; returns it."""
+        failures = self._failures[key] = self._failures.get(key, 0) + 1
+        delay = retry_delay(failures)
+        self.add_after(key, self._clock() + datetime.timedelta(seconds=delay))
+        return delay
+
+    def forget(self, key: Key) -> None:
+        """The key succeeded: its next failure backs off from the start."""
+        self._failures.pop(key, None)
+
+    def clock_moved(self) -> None:
+        """Look at the wake-up times again (for a clock that jumps, in tests)."""
+        self._timers_changed.set()
+
+    def __len__(self) -> int:
+        return len(self._queued)
+
+    @property
+    def idle(self) -> bool:
+        """Nothing ready and nothing being processed (wake-ups may still be pending)."""
+        return not self._queued and not self._processing
+
+    def due(self, key: Key) -> datetime.datetime | None:
+        """When the key is to be added, if a wake-up is pending."""
+        return self._due.get(key)
+
+    # ------------------------------------------------------------ running
 
     def start(self) -> None:
         if not self._tasks:
@@ -51,6 +193,7 @@ class WorkQueue:
                 asyncio.create_task(self._work(), name=f"conveyor-worker-{i}")
                 for i in range(self._workers)
             ]
+            self._tasks.append(asyncio.create_task(self._fire_timers(), name="conveyor-timers"))
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -58,41 +201,45 @@ class WorkQueue:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
 
-    def add(self, key: Hashable) -> None:
-        if key in self._processing:
-            self._dirty.add(key)
-        elif key not in self._queued:
-            self._queued.add(key)
-            self._queue.put_nowait((self._priority(key), next(self._order), key))
-
-    def __len__(self) -> int:
-        return len(self._queued)
+    async def _next(self) -> Key:
+        while True:
+            rank, order, key = await self._ready.get()
+            if self._queued.get(key) == (rank, order):
+                del self._queued[key]
+                return key
 
     async def _work(self) -> None:
         while True:
-            _, _, key = await self._queue.get()
-            self._queued.discard(key)
+            key = await self._next()
             self._processing.add(key)
+            metrics.WORK_QUEUE_DEPTH.set(len(self._queued))
             try:
                 await self._handler(key)
-                self._failures.pop(key, None)
+                self.forget(key)
             except asyncio.CancelledError:
                 raise
             except Exception as error:
-                failures = self._failures[key] = self._failures.get(key, 0) + 1
-                delay = min(60.0, 0.5 * 2**failures)
-                if failures == 1:
-                    log.exception("reconciling %s failed; retrying in %.0fs", key, delay)
+                delay = self.add_rate_limited(key)
+                if self._failures[key] == 1:
+                    log.exception("%s failed; retrying in %.1fs", key, delay)
                 else:
-                    log.error(
-                        "reconciling %s failed again (%r); retrying in %.0fs", key, error, delay
-                    )
-                self._retry_later(key, delay)
+                    log.error("%s failed again (%r); retrying in %.1fs", key, error, delay)
+                metrics.RETRIES.labels(key.kind.label).inc()
             finally:
                 self._processing.discard(key)
-                if key in self._dirty:
-                    self._dirty.discard(key)
-                    self.add(key)
+                again = self._dirty.pop(key, None)
+                if again is not None:
+                    self.add(key, again)
 
-    def _retry_later(self, key: Hashable, delay: float) -> None:
-        asyncio.get_running_loop().call_later(delay, self.add, key)
+    async def _fire_timers(self) -> None:
+        while True:
+            now = self._clock()
+            while self._timers and self._timers[0][0] <= now:
+                when, _, key = heapq.heappop(self._timers)
+                if self._due.get(key) == when:
+                    del self._due[key]
+                    self.add(key)
+            self._timers_changed.clear()
+            timeout = (self._timers[0][0] - now).total_seconds() if self._timers else None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._timers_changed.wait(), timeout)

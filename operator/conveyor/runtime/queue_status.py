@@ -1,0 +1,102 @@
+"""The queue-status writer: each JobQueue's counts, at most one write a second.
+
+A queue's status (pending, delayed, blocked, running, succeeded, failed, the
+age of its oldest pending job, a Ready condition) changes with every job of
+the queue; written on every change, a draining queue would cost one write
+per job. So the controller asks for a write one second after the first
+change (`work.add_after` keeps the earliest), and this writes what the cache
+counts then, skipping the write when only the oldest pending age moved a
+little. The Prometheus gauges of the queue are set at the same moment, every
+phase of them, so a phase that drops to zero reads zero.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable
+from typing import Literal
+
+from conveyor.api.v1alpha1 import JobQueueStatus
+from conveyor.core import conditions
+from conveyor.runtime import kube, metrics
+from conveyor.runtime.admitter import Admitter
+from conveyor.runtime.cache import Cache
+
+INTERVAL = datetime.timedelta(seconds=1)
+PHASES = ("Pending", "Blocked", "Delayed", "Queued", "Running", "BackingOff", "Succeeded", "Failed")
+AGE_TOLERANCE_SECONDS = 10
+"""The oldest pending age alone is rewritten only when it moved more than this."""
+
+
+class QueueStatusWriter:
+    def __init__(
+        self,
+        api: kube.KubeApi,
+        cache: Cache,
+        admitter: Admitter,
+        *,
+        clock: Callable[[], datetime.datetime],
+    ) -> None:
+        self._api = api
+        self._cache = cache
+        self._admitter = admitter
+        self._clock = clock
+
+    async def write(self, namespace: str, queue: str) -> None:
+        record = self._cache.queue(namespace, queue)
+        if record is None:
+            return
+        now = self._clock()
+        counts = self._cache.counts(namespace, queue)
+        oldest = self._cache.oldest_pending(namespace, queue)
+        ready: tuple[Literal["True", "False"], str, str]
+        if record.spec is None:
+            ready = ("False", "InvalidSpec", record.spec_error or "the spec is invalid")
+        elif record.spec.paused:
+            ready = ("False", "Paused", "spec.paused is true: admitting nothing new")
+        else:
+            ready = ("True", "Admitting", "admitting jobs")
+        status = JobQueueStatus(
+            pending=counts.get("Pending", 0) + counts.get("Queued", 0),
+            delayed=counts.get("Delayed", 0) + counts.get("BackingOff", 0),
+            blocked=counts.get("Blocked", 0),
+            running=self._admitter.running(namespace, queue),
+            succeeded=counts.get("Succeeded", 0),
+            failed=counts.get("Failed", 0),
+            oldest_pending_seconds=int((now - oldest).total_seconds()) if oldest else None,
+            conditions=conditions.set_condition(
+                record.status.conditions,
+                "Ready",
+                ready[0],
+                reason=ready[1],
+                message=ready[2],
+                now=now,
+                generation=record.generation,
+            ),
+            observed_generation=record.generation,
+        )
+        for phase in PHASES:
+            metrics.QUEUE_JOBS.labels(namespace, queue, phase).set(counts.get(phase, 0))
+        metrics.QUEUE_OLDEST_PENDING.labels(namespace, queue).set(
+            status.oldest_pending_seconds or 0
+        )
+        if _same_counts(status, record.status):
+            return
+        await self._api.patch_queue_status(
+            namespace, queue, status.model_dump(by_alias=True, mode="json")
+        )
+
+
+def _same_counts(new: JobQueueStatus, old: JobQueueStatus) -> bool:
+    """Equal but for the age of the oldest pending job, which changes every second."""
+    if (new.oldest_pending_seconds is None) != (old.oldest_pending_seconds is None):
+        return False
+    if (
+        new.oldest_pending_seconds is not None
+        and old.oldest_pending_seconds is not None
+        and abs(new.oldest_pending_seconds - old.oldest_pending_seconds) > AGE_TOLERANCE_SECONDS
+    ):
+        return False
+    return new.model_copy(update={"oldest_pending_seconds": None}) == old.model_copy(
+        update={"oldest_pending_seconds": None}
+    )

@@ -1,0 +1,80 @@
+"""The recurring reconciler: creates a recurring job's runs when they are due, prunes old ones.
+
+`core.recurring.step` decides from the job, its runs as the cache shows them
+and the time; this module creates the runs it names (each named by its
+scheduled time, so a second create is an `AlreadyExists`, never a second
+run), deletes the ones it names (replaced or pruned), writes the parent's
+status and records its events. It returns the next scheduled time, when the
+controller's work queue wakes it again.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from collections.abc import Awaitable, Callable
+
+from conveyor.api.v1alpha1 import BackgroundJobStatus
+from conveyor.core import naming, recurring
+from conveyor.runtime import events, kube
+from conveyor.runtime.cache import Cache
+from conveyor.runtime.records import JobRecord
+
+log = logging.getLogger(__name__)
+
+StatusWriter = Callable[[JobRecord, BackgroundJobStatus], Awaitable[object]]
+
+
+class RecurringReconciler:
+    def __init__(
+        self,
+        api: kube.KubeApi,
+        cache: Cache,
+        recorder: events.EventRecorder,
+        write_status: StatusWriter,
+        *,
+        clock: Callable[[], datetime.datetime],
+    ) -> None:
+        self._api = api
+        self._cache = cache
+        self._recorder = recorder
+        self._write_status = write_status
+        self._clock = clock
+
+    async def reconcile(self, record: JobRecord) -> datetime.datetime | None:
+        """Create and delete runs as the schedule says; returns the next scheduled time."""
+        view = record.view()
+        decision = recurring.step(view, self.runs_of(record), self._clock())
+        for moment in decision.create:
+            body = recurring.render_run(
+                view, uid=record.uid, raw_spec=dict(record.raw_spec), scheduled_at=moment
+            )
+            try:
+                await self._api.create_job(record.namespace, body)
+            except kube.ConflictError:
+                log.info("run %s exists already", body["metadata"]["name"])
+        for name in decision.delete:
+            await self._api.delete_job(record.namespace, name)
+        if decision.status != record.status:
+            await self._write_status(record, decision.status)
+        self._recorder.record(
+            events.Subject("BackgroundJob", record.namespace, record.name, record.uid),
+            decision.events,
+        )
+        return decision.wake_at
+
+    def runs_of(self, record: JobRecord) -> list[recurring.Run]:
+        """The job's runs: its children by label that it owns."""
+        runs = []
+        for child in self._cache.runs(record.namespace, record.name):
+            if child.owner_uid != record.uid:
+                continue
+            scheduled = naming.parse_time(child.annotations.get(naming.ANNOTATION_SCHEDULED_AT))
+            runs.append(
+                recurring.Run(
+                    name=child.name,
+                    scheduled_at=scheduled or child.created_at,
+                    phase=child.status.phase,
+                )
+            )
+        return runs

@@ -1,0 +1,119 @@
+"""A restarted operator rebuilds what it knows from the API server and runs no attempt twice."""
+
+from __future__ import annotations
+
+from conveyor.runtime import kube
+from conveyor.runtime.cache import Resource
+from tests.unit.world import IMAGE, NAMESPACE, World, scenario
+
+
+def pod_body(job: str, attempt: int, *, queue: str) -> dict[str, object]:
+    """An attempt's pod as another operator (or an earlier one) created it."""
+    return {
+        "metadata": {
+            "name": f"{job}-{attempt}",
+            "namespace": NAMESPACE,
+            "labels": {
+                "conveyor.dev/job": job,
+                "conveyor.dev/queue": queue,
+                "conveyor.dev/attempt": str(attempt),
+            },
+        },
+        "spec": {"containers": [{"name": "worker", "image": IMAGE}]},
+        "status": {"phase": "Running"},
+    }
+
+
+@scenario
+async def test_a_restart_counts_the_running_pods_before_it_admits(world: World) -> None:
+    """Two of five jobs run when the operator dies; the new one starts nothing until a slot
+    frees, adopts nothing twice, and runs every job exactly once."""
+    world.queue("q", concurrency=2)
+    for i in range(5):
+        world.job(f"j{i}", queue="q")
+    await world.start()
+    assert len(world.pods()) == 2
+    await world.restart()
+    await world.advance(1)
+    assert len(world.pods()) == 2
+    while len(world.pods()) < 5 or any(not world.pod_done(p) for p in world.pods()):
+        await world.finish_all()
+    assert world.api.most_live_pods[(NAMESPACE, "q")] == 2
+    for i in range(5):
+        assert world.pods(f"j{i}") == [f"j{i}-1"]
+        assert world.phase(f"j{i}") == "Succeeded"
+
+
+@scenario
+async def test_a_pod_created_just_before_a_crash_is_adopted_not_recreated(world: World) -> None:
+    """The pod create succeeded, the Running write never did: after a restart the job is
+    Running with that pod as attempt 1, and finishes with no second pod."""
+    world.job("once")
+    world.api.fail("patch_job_status", kube.ApiError(500, "etcd is away"), times=100)
+    await world.start()
+    assert world.pods() == ["once-1"]
+    assert world.phase("once") is None
+    world.api.clear_failures()
+    await world.restart()
+    status = world.status("once")
+    assert (status["phase"], status["attempts"], status["podName"]) == ("Running", 1, "once-1")
+    await world.finish_all()
+    assert world.phase("once") == "Succeeded"
+    assert world.pods("once") == ["once-1"]
+    assert world.api.count("create_pod") == 1
+
+
+@scenario
+async def test_a_conflict_on_create_is_adopted_and_holds_its_slot(world: World) -> None:
+    """Someone else created the attempt's pod and the watch has not shown it yet: the 409 is
+    read as "it exists", the job runs that pod, and its slot stays taken meanwhile."""
+    world.queue("q", concurrency=1)
+    await world.start()
+    with world.api.hold_watch(Resource.PODS):
+        world.api.create(Resource.PODS, pod_body("twin", 1, queue="q"))
+        world.job("twin", queue="q")
+        world.job("next", queue="q")
+        await world.advance(1)
+        status = world.status("twin")
+        assert (status["phase"], status["attempts"], status["podName"]) == ("Running", 1, "twin-1")
+        assert world.pods() == ["twin-1"]  # the queue is full: "next" waits
+        assert world.phase("next") == "Queued"
+    await world.advance(1)
+    assert world.phase("twin") == "Running"
+    await world.finish_all()
+    assert world.phase("twin") == "Succeeded"
+    assert world.pods() == ["next-1", "twin-1"]
+    assert world.api.count("read_pod") == 1  # the 409, read once
+
+
+@scenario
+async def test_a_foreign_pod_in_the_way_is_reported_not_adopted(world: World) -> None:
+    """A pod with the attempt's name that is not the job's: InvalidSpec saying so, no attempt."""
+    world.api.create(
+        Resource.PODS,
+        {"metadata": {"name": "clash-1", "namespace": NAMESPACE}, "spec": {}},
+    )
+    world.job("clash")
+    await world.start()
+    condition = world.condition("clash", "InvalidSpec")
+    assert condition is not None and "clash-1 exists" in condition["message"]
+    assert world.status("clash").get("attempts", 0) == 0
+
+
+@scenario
+async def test_a_failing_write_is_retried_with_backoff_not_in_a_loop(world: World) -> None:
+    """The Running write keeps failing: retries come after a growing backoff (not a busy
+    loop), and once the API server answers the job runs on its one pod."""
+    world.job("stubborn")
+    world.api.fail("patch_job_status", kube.ApiError(500, "try later"), times=4)
+    await world.start()
+    early = len(world.api.failed)
+    assert 1 <= early <= 2  # the first write, and the look its own pod's event asked for
+    await world.advance(0.5)
+    assert len(world.api.failed) == early
+    for _ in range(4):
+        await world.advance(5)
+    assert len(world.api.failed) == 4
+    assert world.phase("stubborn") == "Running"
+    assert world.pods() == ["stubborn-1"]
+    assert world.api.count("create_pod") == 1
