@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from tests.cluster import operator as operator_process
 
 from bench.kube import ApiError, Kube
 
@@ -187,11 +188,7 @@ def pod_placement() -> dict[str, Any]:
 
 
 def apply_crds(kubeconfig: str) -> None:
-    kubectl = binary("kubectl")
-    base = [kubectl, f"--kubeconfig={kubeconfig}"]
-    run([*base, "apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds")])
-    for crd in ("backgroundjobs.conveyor.dev", "jobqueues.conveyor.dev"):
-        run([*base, "wait", "--for=condition=Established", f"crd/{crd}", "--timeout=60s"])
+    operator_process.apply_crds(binary("kubectl"), kubeconfig)
 
 
 async def create_namespace(kube: Kube, name: str) -> None:

@@ -1,119 +1,16 @@
-"""The Conveyor operator as the benchmark runs it (a local process, like
-`make run`), and a sampler of CPU and memory of it and of the control plane."""
+"""What the benchmark reads off the operator it runs (`tests.cluster.operator`, the
+launcher the integration tests use too): its metrics, and a sampler of CPU and
+memory of it and of the control plane."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import os
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
-from pathlib import Path
 from typing import Any
 
 from bench import procs
-from bench.cluster import ROOT
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Operator:
-    def __init__(
-        self, kubeconfig: str, namespaces: list[str], log_path: Path, extra_args: list[str]
-    ) -> None:
-        self.kubeconfig = kubeconfig
-        self.namespaces = namespaces
-        self.log_path = log_path
-        self.extra_args = extra_args
-        self.metrics_port = free_port()
-        self.health_port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.started_at = 0.0
-
-    @property
-    def pid(self) -> int | None:
-        return self.proc.pid if self.proc is not None and self.proc.poll() is None else None
-
-    @property
-    def cmdline(self) -> list[str]:
-        args = [sys.executable, "-m", "conveyor"]
-        for ns in self.namespaces:
-            args += ["--namespace", ns]
-        args += [
-            f"--metrics-port={self.metrics_port}",
-            f"--liveness=http://127.0.0.1:{self.health_port}/healthz",
-            *self.extra_args,
-        ]
-        return args
-
-    def start(self) -> None:
-        """Spawn it; returns at once (started_at is the monotonic spawn time)."""
-        env = dict(os.environ, KUBECONFIG=self.kubeconfig, PYTHONUNBUFFERED="1")
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as out:
-            self.started_at = time.monotonic()
-            self.proc = subprocess.Popen(
-                self.cmdline,
-                cwd=ROOT,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-
-    def healthy(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/healthz", timeout=2):
-                return True
-        except OSError:
-            return False
-
-    async def wait_healthy(self, within: float = 120) -> float:
-        """Seconds from spawn until the liveness endpoint answers."""
-        deadline = time.monotonic() + within
-        while time.monotonic() < deadline:
-            self.check()
-            if await asyncio.to_thread(self.healthy):
-                return time.monotonic() - self.started_at
-            await asyncio.sleep(0.1)
-        raise RuntimeError(f"the operator is not healthy after {within:.0f}s (log {self.log_path})")
-
-    def check(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            tail = (
-                self.log_path.read_text(errors="replace")[-3000:] if self.log_path.exists() else ""
-            )
-            raise RuntimeError(f"the operator exited ({self.log_path}):\n{tail}")
-
-    def scrape(self) -> str:
-        try:
-            with urllib.request.urlopen(
-                f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5
-            ) as r:
-                return str(r.read().decode())
-        except OSError:
-            return ""
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self.proc = None
 
 
 def operator_metric(text: str, name: str) -> dict[str, float]:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from tests.cluster.operator import OperatorProcess
 
 from bench import procs, workloads
 from bench.cluster import (
@@ -31,7 +32,7 @@ from bench.cluster import (
     log,
 )
 from bench.kube import Kube, parse_request_totals, resource_label, write_diff
-from bench.operator import Operator, Sampler, operator_metric
+from bench.operator import Sampler, operator_metric
 
 PREFIX = "bench-"
 
@@ -247,7 +248,7 @@ class Progress:
         self.t0 = time.monotonic()
         self.warnings: list[str] = []
         self.instance = procs.cluster_instance()
-        self.operator: Operator | None = None
+        self.operator: OperatorProcess | None = None
         self.max_queue_depth = 0.0
 
     async def run(self) -> None:
@@ -323,7 +324,7 @@ async def throughput(
         f"=== phase {phase}: {n} {kind}s" + (f" in {queues} queue(s)" if kind == "conveyor" else "")
     )
     await create_namespace(ctx.kube, ns)
-    operator: Operator | None = None
+    operator: OperatorProcess | None = None
     result: dict[str, Any] = {"phase": phase, "kind": kind, "jobs": n, "namespace": ns}
     try:
         if kind == "conveyor":
@@ -348,12 +349,16 @@ async def throughput(
             ]
             path = f"{workloads.GROUP_PATH}/namespaces/{ns}/backgroundjobs"
             outcome = workloads.bgj_outcome
-            operator = Operator(
-                ctx.kubeconfig, [ns], ctx.log_dir / f"operator-{phase}.log", args.operator_args
+            operator = OperatorProcess(
+                ctx.kubeconfig,
+                [ns],
+                ctx.log_dir / f"operator-{phase}.log",
+                extra_args=args.operator_args,
+                metrics=True,
             )
-            operator.start()
+            operator.spawn()
             ctx.own_pids.add(operator.proc.pid)  # type: ignore[union-attr]
-            result["operator_healthy_after_s"] = round(await operator.wait_healthy(), 2)
+            result["operator_healthy_after_s"] = round(await operator.until_healthy(), 2)
             result["operator_cmdline"] = " ".join(operator.cmdline[1:])
         elif kind == "job":
             objects = [
@@ -526,12 +531,16 @@ async def latency(ctx: Ctx, kind: str) -> dict[str, Any]:
                 f"{workloads.GROUP_PATH}/namespaces/{ns}/jobqueues",
                 workloads.queue("q00", ns, args.concurrency),
             )
-            operator = Operator(
-                ctx.kubeconfig, [ns], ctx.log_dir / f"operator-{phase}.log", args.operator_args
+            operator = OperatorProcess(
+                ctx.kubeconfig,
+                [ns],
+                ctx.log_dir / f"operator-{phase}.log",
+                extra_args=args.operator_args,
+                metrics=True,
             )
-            operator.start()
+            operator.spawn()
             ctx.own_pids.add(operator.proc.pid)  # type: ignore[union-attr]
-            await operator.wait_healthy()
+            await operator.until_healthy()
             path = f"{workloads.GROUP_PATH}/namespaces/{ns}/backgroundjobs"
             outcome = workloads.bgj_outcome
         else:
@@ -666,15 +675,19 @@ async def restart(ctx: Ctx, n: int) -> dict[str, Any]:
         log(f"[{phase}] {n} jobs submitted in {time.monotonic() - t:.1f}s, no operator running")
         pods = Tracker(10**9, workloads.pod_outcome)
         async with watching(ctx.kube, f"/api/v1/namespaces/{ns}/pods", pods):
-            operator = Operator(
-                ctx.kubeconfig, [ns], ctx.log_dir / f"operator-{phase}.log", args.operator_args
+            operator = OperatorProcess(
+                ctx.kubeconfig,
+                [ns],
+                ctx.log_dir / f"operator-{phase}.log",
+                extra_args=args.operator_args,
+                metrics=True,
             )
             sampler = Sampler(control_plane_pids(ctx), interval=0.25)
-            operator.start()
+            operator.spawn()
             ctx.own_pids.add(operator.proc.pid)  # type: ignore[union-attr]
             sampler.add("operator", operator.pid)
             sampler.start()
-            healthy = await operator.wait_healthy(within=args.phase_timeout)
+            healthy = await operator.until_healthy(within=args.phase_timeout)
             deadline = time.monotonic() + args.phase_timeout
             while pods.first_seen_at is None:
                 operator.check()

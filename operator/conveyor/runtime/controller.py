@@ -132,6 +132,7 @@ class Controller:
         if key.kind is Kind.JOB:
             record = self.cache.job(key.namespace, key.name)
             if record is None or record.deleting:
+                self.admitter.withdraw(key.namespace, key.name)
                 return None
             if record.spec is not None and record.spec.is_recurring:
                 return await self.recurring.reconcile(record)
