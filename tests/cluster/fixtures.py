@@ -6,8 +6,9 @@ Load it from tests/conftest.py with ``pytest_plugins = ["tests.cluster.fixtures"
 Fixtures:
   kube_cluster (session)  the cluster $KUBECONFIG names if it answers /version,
                           otherwise the one tests/cluster/up.sh starts (or reuses).
-  namespace (function)    a fresh namespace with its default ServiceAccount;
-                          deleted afterwards (not waited for).
+  namespace (function)    a fresh namespace with its default ServiceAccount, named
+                          `$CONVEYOR_TEST_PREFIX<test>-<random>` (prefix `t-` by
+                          default); deleted afterwards (not waited for).
   kubectl (function)      kubectl(*args, input=None, timeout=120) -> stdout;
                           raises KubectlError (with stderr) on a non-zero exit.
 
@@ -33,6 +34,11 @@ import pytest
 CLUSTER_SCRIPTS = Path(__file__).resolve().parent
 STATE_DIR = Path(os.environ.get("CONVEYOR_CLUSTER_DIR", "/var/lib/conveyor-cluster"))
 UP_LOG = Path(os.environ.get("CONVEYOR_UP_LOG", "/tmp/conveyor-cluster-up.log"))
+
+# Every namespace the tests create starts with this, and the integration tests' operator
+# watches `<prefix>*` only: two sessions on one cluster with different prefixes (say `t-`
+# and `h-`) never see each other's jobs.
+TEST_PREFIX = os.environ.get("CONVEYOR_TEST_PREFIX", "t-")
 
 # Images built by up.sh without a registry; use imagePullPolicy Never/IfNotPresent.
 BUSYBOX_IMAGE = "conveyor.local/busybox:1.35"
@@ -276,7 +282,7 @@ def kube_cluster() -> Iterator[KubeCluster]:
 
 def _namespace_name(nodeid: str) -> str:
     base = re.sub(r"[^a-z0-9]+", "-", nodeid.rsplit("::", 1)[-1].lower()).strip("-")[:40].strip("-")
-    return f"t-{base or 'test'}-{uuid.uuid4().hex[:6]}"
+    return f"{TEST_PREFIX}{base or 'test'}-{uuid.uuid4().hex[:6]}"
 
 
 @pytest.fixture

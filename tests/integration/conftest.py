@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.cluster.fixtures import BUSYBOX_IMAGE, KubeCluster, wait_for
+from tests.cluster.fixtures import BUSYBOX_IMAGE, TEST_PREFIX, KubeCluster, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 GROUP, VERSION = "conveyor.dev", "v1alpha1"
@@ -60,9 +60,10 @@ class OperatorProcess:
                 "--liveness",
                 f"http://127.0.0.1:{self.port}/healthz",
                 # Only the tests' namespaces: the e2e suite and the benchmark run operators
-                # of their own elsewhere on the same cluster.
+                # of their own elsewhere on the same cluster, and another session may run
+                # with another $CONVEYOR_TEST_PREFIX.
                 "--namespace",
-                "t-*",
+                f"{TEST_PREFIX}*",
             ],
             cwd=ROOT,
             env=env,

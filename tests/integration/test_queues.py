@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.cluster.fixtures import KubeCluster, wait_for
+from tests.cluster.fixtures import TEST_PREFIX, KubeCluster, wait_for
 from tests.integration.conftest import Jobs, OperatorProcess, condition, parse_time
 
 pytestmark = pytest.mark.cluster
@@ -208,7 +208,7 @@ def test_a_queue_of_another_namespace_is_not_used(jobs: Jobs, kube_cluster: Kube
     """Queues are per namespace: a same-named queue elsewhere does not admit the job."""
     from kubernetes import client
 
-    other = f"t-other-{uuid.uuid4().hex[:6]}"
+    other = f"{TEST_PREFIX}other-{uuid.uuid4().hex[:6]}"
     core = client.CoreV1Api(kube_cluster.api_client)
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=other)))
     try:
