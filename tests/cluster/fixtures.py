@@ -64,7 +64,12 @@ class KubectlError(subprocess.CalledProcessError):
 def wait_for(
     fn: Callable[[], T], timeout: float = 60, interval: float = 0.25, desc: str = "condition"
 ) -> T:
-    """Call fn until it returns something truthy; return that. Exceptions count as 'not yet'."""
+    """Call fn until it returns something truthy; return that.
+
+    An AssertionError from fn is a verdict, not a "not yet": it propagates at once. Any
+    other exception (the API server busy, an object not there yet) counts as "not yet"
+    until the deadline, and the timeout's message names the last one.
+    """
     deadline = time.monotonic() + timeout
     last: Any = None
     while True:
@@ -72,6 +77,8 @@ def wait_for(
             last = fn()
             if last:
                 return last
+        except AssertionError:
+            raise
         except Exception as exc:  # retried until the deadline
             last = exc
         if time.monotonic() >= deadline:

@@ -77,8 +77,8 @@ class OperatorProcess:
         import urllib.request
 
         assert self.proc is not None
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"the operator exited {self.proc.returncode}:\n{self.tail()}")
+        if self.proc.poll() is not None:  # a verdict: wait_for stops at an AssertionError
+            raise AssertionError(f"the operator exited {self.proc.returncode}:\n{self.tail()}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=2):
                 return True
