@@ -6,8 +6,9 @@ Load it from tests/conftest.py with ``pytest_plugins = ["tests.cluster.fixtures"
 Fixtures:
   kube_cluster (session)  the cluster $KUBECONFIG names if it answers /version,
                           otherwise the one tests/cluster/up.sh starts (or reuses).
-  namespace (function)    a fresh namespace with its default ServiceAccount;
-                          deleted afterwards (not waited for).
+  namespace (function)    a fresh namespace with its default ServiceAccount, named
+                          `$CONVEYOR_TEST_PREFIX<test>-<random>` (prefix `t-` by
+                          default); deleted afterwards (not waited for).
   kubectl (function)      kubectl(*args, input=None, timeout=120) -> stdout;
                           raises KubectlError (with stderr) on a non-zero exit.
 
@@ -34,6 +35,11 @@ CLUSTER_SCRIPTS = Path(__file__).resolve().parent
 STATE_DIR = Path(os.environ.get("CONVEYOR_CLUSTER_DIR", "/var/lib/conveyor-cluster"))
 UP_LOG = Path(os.environ.get("CONVEYOR_UP_LOG", "/tmp/conveyor-cluster-up.log"))
 
+# Every namespace the tests create starts with this, and the integration tests' operator
+# watches `<prefix>*` only: two sessions on one cluster with different prefixes (say `t-`
+# and `h-`) never see each other's jobs.
+TEST_PREFIX = os.environ.get("CONVEYOR_TEST_PREFIX", "t-")
+
 # Images built by up.sh without a registry; use imagePullPolicy Never/IfNotPresent.
 BUSYBOX_IMAGE = "conveyor.local/busybox:1.35"
 PAUSE_IMAGE = "conveyor.local/pause:3.10"
@@ -58,7 +64,12 @@ class KubectlError(subprocess.CalledProcessError):
 def wait_for(
     fn: Callable[[], T], timeout: float = 60, interval: float = 0.25, desc: str = "condition"
 ) -> T:
-    """Call fn until it returns something truthy; return that. Exceptions count as 'not yet'."""
+    """Call fn until it returns something truthy; return that.
+
+    An AssertionError from fn is a verdict, not a "not yet": it propagates at once. Any
+    other exception (the API server busy, an object not there yet) counts as "not yet"
+    until the deadline, and the timeout's message names the last one.
+    """
     deadline = time.monotonic() + timeout
     last: Any = None
     while True:
@@ -66,6 +77,8 @@ def wait_for(
             last = fn()
             if last:
                 return last
+        except AssertionError:
+            raise
         except Exception as exc:  # retried until the deadline
             last = exc
         if time.monotonic() >= deadline:
@@ -276,7 +289,7 @@ def kube_cluster() -> Iterator[KubeCluster]:
 
 def _namespace_name(nodeid: str) -> str:
     base = re.sub(r"[^a-z0-9]+", "-", nodeid.rsplit("::", 1)[-1].lower()).strip("-")[:40].strip("-")
-    return f"t-{base or 'test'}-{uuid.uuid4().hex[:6]}"
+    return f"{TEST_PREFIX}{base or 'test'}-{uuid.uuid4().hex[:6]}"
 
 
 @pytest.fixture

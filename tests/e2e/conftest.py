@@ -2,11 +2,12 @@
 
 The operator runs as a pod with the chart's RBAC, in namespaced mode: it
 watches only the namespaces these tests create (named `e2e-*`). The
-integration tests' local operator watches only `t-*` namespaces (and runs in
-a separate pytest session, `make integration`), so no job here is ever seen
-by two operators; `assert_only_release_acted` checks that from the events.
-That is also why these tests create their own `e2e-*` namespaces instead of
-using the `namespace` fixture, whose `t-*` names the local operator watches.
+integration tests' local operator watches only `t-*` namespaces (the prefix is
+$CONVEYOR_TEST_PREFIX, `t-` by default; and it runs in a separate pytest
+session, `make integration`), so no job here is ever seen by two operators;
+`assert_only_release_acted` checks that from the events. That is also why
+these tests create their own `e2e-*` namespaces instead of using the
+`namespace` fixture, whose `t-*` names the local operator watches.
 
 Everything goes through `helm` and `kubectl`. The image is built by
 images/operator/build-local.sh when the cluster is the local one (a second or

@@ -8,10 +8,13 @@ and printed when a test fails.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,7 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.cluster.fixtures import BUSYBOX_IMAGE, KubeCluster, wait_for
+from tests.cluster.fixtures import BUSYBOX_IMAGE, TEST_PREFIX, KubeCluster, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 GROUP, VERSION = "conveyor.dev", "v1alpha1"
@@ -60,9 +63,10 @@ class OperatorProcess:
                 "--liveness",
                 f"http://127.0.0.1:{self.port}/healthz",
                 # Only the tests' namespaces: the e2e suite and the benchmark run operators
-                # of their own elsewhere on the same cluster.
+                # of their own elsewhere on the same cluster, and another session may run
+                # with another $CONVEYOR_TEST_PREFIX.
                 "--namespace",
-                "t-*",
+                f"{TEST_PREFIX}*",
             ],
             cwd=ROOT,
             env=env,
@@ -76,8 +80,8 @@ class OperatorProcess:
         import urllib.request
 
         assert self.proc is not None
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"the operator exited {self.proc.returncode}:\n{self.tail()}")
+        if self.proc.poll() is not None:  # a verdict: wait_for stops at an AssertionError
+            raise AssertionError(f"the operator exited {self.proc.returncode}:\n{self.tail()}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=2):
                 return True
@@ -253,6 +257,17 @@ class Jobs:
         ).items
         return sorted(items, key=lambda e: e.metadata.creation_timestamp)
 
+    def watch_runs(self, parent: str) -> ObjectWatch:
+        """The runs of recurring job `parent`, watched from now on (call `stop()`)."""
+        return ObjectWatch(
+            self.custom.list_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            self.namespace,
+            "backgroundjobs",
+            label_selector=f"conveyor.dev/recurring-job={parent}",
+        )
+
     def dump(self, name: str) -> str:
         return yaml.safe_dump(self.get(name))
 
@@ -260,6 +275,165 @@ class Jobs:
 @pytest.fixture
 def jobs(kube_cluster: KubeCluster, namespace: str, conveyor_operator: OperatorProcess) -> Jobs:
     return Jobs(kube_cluster, namespace)
+
+
+class ApiWatch:
+    """Every change to one kind of object in a namespace, as the API server reports it.
+
+    The constructor lists, then opens a watch from the list's resourceVersion and returns
+    once the API server has answered it: the objects that exist are passed to `on_event`
+    as ADDED, and nothing that happens after the constructor returns is missed. A thread
+    then hands every event to `on_event(type, object, seen)`, `object` as the API server's
+    JSON (a dict) and `seen` the `time.time()` at which the test received it, in the order
+    of the API server's resourceVersions. `stop()` closes the watch and fails if it broke.
+
+    This is the tests' own record, independent of the operator's: assertions about when
+    and in which order things happened are made on it (or on the API server's
+    `metadata.creationTimestamp`), never on timestamps the operator writes.
+    """
+
+    def __init__(
+        self,
+        list_fn: Callable[..., Any],
+        *args: Any,
+        on_event: Callable[[str, dict[str, Any], float], None],
+        **kwargs: Any,
+    ) -> None:
+        self.on_event = on_event
+        self.lock = threading.Lock()
+        self.stopped = False
+        self.error: BaseException | None = None
+        listing = json.loads(list_fn(*args, _preload_content=False, **kwargs).data)
+        seen = time.time()
+        with self.lock:
+            for item in listing.get("items") or []:
+                on_event("ADDED", item, seen)
+        self.response = list_fn(
+            *args,
+            watch=True,
+            resource_version=listing["metadata"]["resourceVersion"],
+            timeout_seconds=900,
+            _preload_content=False,
+            **kwargs,
+        )
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        from kubernetes.watch.watch import iter_resp_lines
+
+        try:
+            for line in iter_resp_lines(self.response):
+                if not line:
+                    continue
+                event = json.loads(line)
+                if event["type"] == "ERROR":
+                    raise RuntimeError(f"the watch ended with an error: {event['object']}")
+                if event["type"] == "BOOKMARK":
+                    continue
+                with self.lock:
+                    self.on_event(event["type"], event["object"], time.time())
+            if not self.stopped:
+                raise RuntimeError("the API server closed the watch")
+        except BaseException as error:
+            if not self.stopped:
+                self.error = error
+
+    def stop(self) -> None:
+        self.stopped = True
+        with contextlib.suppress(Exception):  # already released: the thread is done anyway
+            self.response.shutdown()  # wakes the thread's read; close() alone would not
+        self.response.release_conn()
+        self.thread.join(timeout=10)
+        assert self.error is None, f"the watch failed: {self.error!r}"
+
+
+class ObjectWatch:
+    """Every object of one kind in a namespace (pods, or BackgroundJobs) as the test's own
+    watch saw it.
+
+    Per object (`snapshot()`, by name): `order`, the index of its first event (the API
+    server's creation order); `seen`, when the test received that event; `created`, its
+    `metadata.creationTimestamp` (whole seconds); `labels`; `phases`, every `status.phase`
+    in the order seen; `reached`, phase → the event index at which it was first seen;
+    `terminating` and `deleted`, when a deletionTimestamp and the DELETED event were first
+    seen (or None). `max_live` is the most objects at once that were neither deleted nor
+    Succeeded/Failed; `max_in_phase` the most at once in each phase.
+    """
+
+    def __init__(self, list_fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        self.objects: dict[str, dict[str, Any]] = {}
+        self.events = 0
+        self.live: set[str] = set()
+        self.max_live = 0
+        self.max_in_phase: dict[str, int] = {}
+        self.watch = ApiWatch(list_fn, *args, on_event=self._on_event, **kwargs)
+
+    def _on_event(self, type_: str, obj: dict[str, Any], seen: float) -> None:
+        meta = obj["metadata"]
+        name = meta["name"]
+        index = self.events
+        self.events += 1
+        record = self.objects.setdefault(
+            name,
+            {
+                "order": index,
+                "seen": seen,
+                "created": parse_time(meta["creationTimestamp"]),
+                "labels": meta.get("labels") or {},
+                "phases": [],
+                "reached": {},
+                "phase": None,
+                "terminating": None,
+                "deleted": None,
+            },
+        )
+        phase = (obj.get("status") or {}).get("phase")
+        if phase and (not record["phases"] or record["phases"][-1] != phase):
+            record["phases"].append(phase)
+            record["reached"].setdefault(phase, index)
+        if meta.get("deletionTimestamp") and record["terminating"] is None:
+            record["terminating"] = seen
+        if type_ == "DELETED":
+            record["deleted"] = seen
+            record["terminating"] = record["terminating"] or seen
+        record["phase"] = None if type_ == "DELETED" else phase
+        if type_ == "DELETED" or phase in ("Succeeded", "Failed"):
+            self.live.discard(name)
+        else:
+            self.live.add(name)
+        self.max_live = max(self.max_live, len(self.live))
+        if phase is not None and type_ != "DELETED":
+            now_in_phase = sum(1 for r in self.objects.values() if r["phase"] == phase)
+            self.max_in_phase[phase] = max(self.max_in_phase.get(phase, 0), now_in_phase)
+
+    def snapshot(self) -> dict[str, dict[str, Any]]:
+        with self.watch.lock:
+            return {
+                name: {**r, "phases": list(r["phases"]), "reached": dict(r["reached"])}
+                for name, r in self.objects.items()
+            }
+
+    def names(self) -> list[str]:
+        """Every object seen, in the order the API server created them."""
+        return [n for n, _ in sorted(self.snapshot().items(), key=lambda item: item[1]["order"])]
+
+    def stop(self) -> None:
+        self.watch.stop()
+
+
+def watch_pods(cluster: KubeCluster, namespace: str) -> ObjectWatch:
+    from kubernetes import client
+
+    return ObjectWatch(client.CoreV1Api(cluster.api_client).list_namespaced_pod, namespace)
+
+
+@pytest.fixture
+def pod_watch(kube_cluster: KubeCluster, namespace: str) -> Iterator[ObjectWatch]:
+    """The namespace's pods, watched from before the test creates any."""
+    watcher = watch_pods(kube_cluster, namespace)
+    yield watcher
+    watcher.stop()
 
 
 def condition(status: dict[str, Any], type_: str) -> dict[str, Any] | None:

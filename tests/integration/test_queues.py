@@ -1,93 +1,26 @@
 """JobQueue admission on the real cluster: concurrency, rate limit, pause, priority, defaults.
 
-The promises are checked where they matter: a watch on the namespace's pods
-records every pod the moment the API server has it, and the tests assert on
-that record (how many were live at once, in which order and when they were
-created), not on the operator's own bookkeeping.
+The promises are checked where they matter: the test's own watch on the namespace's
+pods (`pod_watch`) records every pod as the API server reports it, and the tests assert
+on that record (how many were live at once, in which order they were created, when the
+test saw them) and on the API server's creationTimestamps, never on the operator's own
+bookkeeping or the timestamps it writes.
 """
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
-from tests.cluster.fixtures import KubeCluster, wait_for
-from tests.integration.conftest import Jobs, OperatorProcess, condition, parse_time
+from tests.cluster.fixtures import TEST_PREFIX, KubeCluster, wait_for
+from tests.integration.conftest import Jobs, ObjectWatch, OperatorProcess, condition
 
 pytestmark = pytest.mark.cluster
 
 
-class PodWatch:
-    """Every pod of a namespace as the API server reports it, and the most live at once."""
-
-    def __init__(self, cluster: KubeCluster, namespace: str) -> None:
-        from kubernetes import client, watch
-
-        self.core = client.CoreV1Api(cluster.api_client)
-        self.namespace = namespace
-        self.watch = watch.Watch()
-        self.live: set[str] = set()
-        self.max_live = 0
-        self.created: dict[str, dict[str, Any]] = {}
-        self.lock = threading.Lock()
-        self.stopped = False
-        self.error: Exception | None = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        try:
-            self._follow()
-        except Exception as error:
-            if not self.stopped:
-                self.error = error
-
-    def _follow(self) -> None:
-        for event in self.watch.stream(
-            self.core.list_namespaced_pod, self.namespace, timeout_seconds=600
-        ):
-            pod = event["object"]
-            name = pod.metadata.name
-            with self.lock:
-                self.created.setdefault(
-                    name,
-                    {
-                        "job": (pod.metadata.labels or {}).get("conveyor.dev/job"),
-                        "at": parse_time(pod.metadata.annotations["conveyor.dev/created-at"]),
-                    },
-                )
-                if event["type"] == "DELETED" or pod.status.phase in ("Succeeded", "Failed"):
-                    self.live.discard(name)
-                else:
-                    self.live.add(name)
-                self.max_live = max(self.max_live, len(self.live))
-
-    def start_order(self) -> list[str]:
-        with self.lock:
-            return [v["job"] for v in sorted(self.created.values(), key=lambda v: v["at"])]
-
-    def start_times(self) -> list[float]:
-        with self.lock:
-            return sorted(v["at"] for v in self.created.values())
-
-    def stop(self) -> None:
-        self.stopped = True
-        self.watch.stop()
-        assert self.error is None, f"the pod watch failed: {self.error!r}"
-
-
-@pytest.fixture
-def pod_watch(kube_cluster: KubeCluster, namespace: str) -> Iterator[PodWatch]:
-    watcher = PodWatch(kube_cluster, namespace)
-    yield watcher
-    watcher.stop()
-
-
-def test_concurrency_is_never_exceeded(jobs: Jobs, pod_watch: PodWatch) -> None:
+def test_concurrency_is_never_exceeded(jobs: Jobs, pod_watch: ObjectWatch) -> None:
     """Concurrency 2, eight jobs of two seconds: never more than two live pods, all succeed."""
     jobs.create_queue("pair", concurrency=2)
     for i in range(8):
@@ -96,11 +29,11 @@ def test_concurrency_is_never_exceeded(jobs: Jobs, pod_watch: PodWatch) -> None:
         jobs.wait_phase(f"work-{i}", "Succeeded", timeout=120)
     assert pod_watch.max_live <= 2
     assert pod_watch.max_live == 2, "the queue should have used both slots"
-    assert len(pod_watch.created) == 8
+    assert len(pod_watch.snapshot()) == 8
 
 
 def test_priority_then_fifo_decides_the_start_order(
-    jobs: Jobs, pod_watch: PodWatch, kube_cluster: KubeCluster
+    jobs: Jobs, pod_watch: ObjectWatch, kube_cluster: KubeCluster
 ) -> None:
     """Submitted into a paused queue of concurrency 1: higher priority first, then oldest.
     The waiting line shows in that order with kubectl."""
@@ -126,21 +59,39 @@ def test_priority_then_fifo_decides_the_start_order(
     )
     for name in ("low-a", "mid-a", "mid-b", "top", "low-b"):
         jobs.wait_phase(name, "Succeeded", timeout=120)
-    assert pod_watch.start_order() == ["top", "mid-a", "mid-b", "low-a", "low-b"]
+    assert pod_watch.names() == [f"{n}-1" for n in ("top", "mid-a", "mid-b", "low-a", "low-b")]
 
 
-def test_the_rate_limit_holds_in_every_window(jobs: Jobs, pod_watch: PodWatch) -> None:
-    """At most 2 pod starts in any 3-second window."""
+def test_the_rate_limit_holds_in_every_window_and_does_not_throttle_harder(
+    jobs: Jobs, pod_watch: ObjectWatch
+) -> None:
+    """rateLimit max 2 per 3 s, six jobs: never 3 pod creations in a 3-second window (by the
+    API server's creationTimestamps), and no slower than that either: the six start within
+    about 6 s of the first (by the test's watch), pairs at 0, 3 and 6 s.
+
+    creationTimestamp has whole seconds: a pod stamped S was created in [S, S + 1). Three
+    stamps within [T, T + 2] mean three creations within [T, T + 3), a 3-second half-open
+    window, which the limit forbids; stamps three apart are allowed, whatever the
+    fractions. So "at most 2 stamps in any [T, T + 2]" is exactly what the stamps can prove.
+    """
     jobs.create_queue("metered", rateLimit={"max": 2, "periodSeconds": 3})
     for i in range(6):
         jobs.create(f"call-{i}", "true", queue="metered")
     for i in range(6):
         jobs.wait_phase(f"call-{i}", "Succeeded", timeout=120)
-    times = pod_watch.start_times()
-    assert len(times) == 6
-    for i, start in enumerate(times):
-        in_window = [t for t in times[i:] if t - start < 3.0]
-        assert len(in_window) <= 2, f"{len(in_window)} starts within 3s from {start}: {times}"
+    pods = pod_watch.snapshot()
+    assert sorted(pods) == [f"call-{i}-1" for i in range(6)]
+    stamps = sorted(int(r["created"]) for r in pods.values())
+    for stamp in stamps:
+        in_window = [s for s in stamps if stamp <= s <= stamp + 2]
+        assert len(in_window) <= 2, (
+            f"{len(in_window)} pods stamped within [{stamp}, {stamp + 2}] (so created within "
+            f"3 s): {stamps}"
+        )
+    seen = sorted(r["seen"] for r in pods.values())
+    spread = seen[-1] - seen[0]
+    assert spread < 6 + 1.5, f"six starts took {spread:.2f} s, the limit allows them in 6 s"
+    assert seen[2] - seen[0] < 3 + 1.5, f"the third start came {seen[2] - seen[0]:.2f} s late"
 
 
 def test_pause_holds_and_resume_drains(jobs: Jobs) -> None:
@@ -208,7 +159,7 @@ def test_a_queue_of_another_namespace_is_not_used(jobs: Jobs, kube_cluster: Kube
     """Queues are per namespace: a same-named queue elsewhere does not admit the job."""
     from kubernetes import client
 
-    other = f"t-other-{uuid.uuid4().hex[:6]}"
+    other = f"{TEST_PREFIX}other-{uuid.uuid4().hex[:6]}"
     core = client.CoreV1Api(kube_cluster.api_client)
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=other)))
     try:
@@ -224,7 +175,7 @@ def test_a_queue_of_another_namespace_is_not_used(jobs: Jobs, kube_cluster: Kube
 
 
 def test_a_restart_never_pushes_a_queue_over_its_concurrency(
-    jobs: Jobs, pod_watch: PodWatch, conveyor_operator: OperatorProcess
+    jobs: Jobs, pod_watch: ObjectWatch, conveyor_operator: OperatorProcess
 ) -> None:
     """Kill the operator while the queue is full: after the restart it still admits two at most."""
     jobs.create_queue("steady", concurrency=2)
