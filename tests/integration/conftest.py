@@ -10,116 +10,33 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
 from tests.cluster.fixtures import BUSYBOX_IMAGE, TEST_PREFIX, KubeCluster, wait_for
+from tests.cluster.operator import OperatorProcess, apply_crds
 
-ROOT = Path(__file__).resolve().parents[2]
 GROUP, VERSION = "conveyor.dev", "v1alpha1"
-
-
-def apply_crds(cluster: KubeCluster) -> None:
-    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
-    for crd in ("backgroundjobs.conveyor.dev", "jobqueues.conveyor.dev"):
-        cluster.kubectl("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=60s")
-    # A freshly (re)started API server answers 429 "storage is (re)initializing" for a
-    # while; an operator started then would sit in its watch retry backoff.
-    for kind in ("backgroundjobs.conveyor.dev", "jobqueues.conveyor.dev", "pods"):
-        wait_for(
-            lambda kind=kind: (
-                cluster.kubectl("get", kind, "-A", "--chunk-size=1", check=False).returncode == 0
-            ),
-            timeout=120,
-            desc=f"the API server to serve {kind}",
-        )
-
-
-class OperatorProcess:
-    def __init__(self, cluster: KubeCluster, log_path: Path) -> None:
-        self.cluster = cluster
-        self.log_path = log_path
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.port = 18080 + os.getpid() % 1000
-
-    def start(self) -> None:
-        env = dict(os.environ, KUBECONFIG=self.cluster.kubeconfig, PYTHONUNBUFFERED="1")
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "conveyor",
-                "--liveness",
-                f"http://127.0.0.1:{self.port}/healthz",
-                # Only the tests' namespaces: the e2e suite and the benchmark run operators
-                # of their own elsewhere on the same cluster, and another session may run
-                # with another $CONVEYOR_TEST_PREFIX.
-                "--namespace",
-                f"{TEST_PREFIX}*",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        wait_for(self._healthy, timeout=60, desc="the operator's liveness endpoint")
-
-    def _healthy(self) -> bool:
-        import urllib.request
-
-        assert self.proc is not None
-        if self.proc.poll() is not None:  # a verdict: wait_for stops at an AssertionError
-            raise AssertionError(f"the operator exited {self.proc.returncode}:\n{self.tail()}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=2):
-                return True
-        except OSError:
-            return False
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=30)
-        self.proc = None
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self.proc = None
-
-    def restart(self) -> None:
-        self.kill()
-        self.start()
-
-    def tail(self, lines: int = 60) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except FileNotFoundError:
-            return ""
 
 
 @pytest.fixture(scope="session")
 def conveyor_operator(
     kube_cluster: KubeCluster, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
-    apply_crds(kube_cluster)
-    operator = OperatorProcess(kube_cluster, tmp_path_factory.mktemp("operator") / "operator.log")
+    apply_crds(kube_cluster.kubectl_path, kube_cluster.kubeconfig)
+    operator = OperatorProcess(
+        kube_cluster.kubeconfig,
+        # Only the tests' namespaces: the e2e suite and the benchmark run operators of their
+        # own elsewhere on the same cluster, and another session may run with another
+        # $CONVEYOR_TEST_PREFIX.
+        [f"{TEST_PREFIX}*"],
+        tmp_path_factory.mktemp("operator") / "operator.log",
+    )
     operator.start()
     try:
         yield operator
