@@ -192,6 +192,8 @@ def test_a_dead_letter_job_is_replayed_once(jobs: Jobs) -> None:
     jobs.create("dlq", FAIL_ON_FIRST, retry={"maxAttempts": 1})
     jobs.wait_phase("dlq", "Failed")
     jobs.patch("dlq", {"metadata": {"annotations": {"conveyor.dev/replay": "first"}}})
+    # Still Failed until the operator takes the replay: wait for that before the outcome.
+    jobs.wait("dlq", lambda s: s.get("replayed") == "first", desc="the replay taken")
     status = jobs.wait_phase("dlq", "Succeeded")
     assert status["attempts"] == 2
     assert status["replayed"] == "first"
