@@ -391,6 +391,43 @@ def test_runs_missed_while_the_operator_was_down_follow_the_policy(
     assert jobs.status(name)["nextScheduleTime"]
 
 
+def test_forbid_does_not_count_a_run_that_finished_while_the_operator_was_down(
+    jobs: Jobs, conveyor_operator: OperatorProcess, run_watches: RunWatches, pod_watch: ObjectWatch
+) -> None:
+    """concurrencyPolicy Forbid, missedRunsPolicy RunLatest, every 6 s: the operator is
+    killed once the first run L has its pod; the pod succeeds while it is down, across
+    L + 6 and L + 12. Restarted 0.5 s after L + 12, with nothing active, it must create
+    L + 12, not skip it (RunSkipped) because L's status, last written before the outage,
+    still says Running."""
+    name = "forbid-catchup"
+    runs = run_watches(name)
+    jobs.create(name, "true", every="6s", concurrencyPolicy="Forbid", successfulRunsHistoryLimit=10)
+    first = wait_for(runs.names, timeout=30, desc="a first run")[0]
+    wait_for(lambda: f"{first}-1" in pod_watch.names(), timeout=30, desc=f"pod {first}-1")
+    conveyor_operator.kill()
+    try:
+        assert runs.names() == [first], "the operator was killed too late for this test"
+        last = _scheduled(first)
+        wait_for(
+            lambda: "Succeeded" in pod_watch.snapshot()[f"{first}-1"]["phases"],
+            timeout=30,
+            desc=f"pod {first}-1 succeeded while the operator is down",
+        )
+        _wait_until(last + 12.5)
+    finally:
+        conveyor_operator.start()
+    wait_for(
+        lambda: f"{name}-{last + 18}" in runs.names(),
+        timeout=last + 18 - time.time() + 30,
+        desc=f"the on-time run {name}-{last + 18}",
+    )
+    created = sorted(_scheduled(n) for n in runs.names())
+    assert last + 12 in created, (
+        f"created {created}, missed {[last + 6, last + 12]}; events: "
+        f"{[(e.reason, e.message) for e in jobs.events(name)]}"
+    )
+
+
 def test_an_invalid_schedule_is_reported_not_crashed_on(jobs: Jobs) -> None:
     """A cron expression the schema lets through but cron refuses → InvalidSpec; others go on."""
     jobs.create("bad-cron", "true", schedule="61 * * * *")
