@@ -116,3 +116,24 @@ async def test_a_recurring_job_missed_while_down_catches_up_by_its_policy(world:
     await world.restart()
     runs = [n for n in world.api.names(Resource.JOBS, NAMESPACE) if n.startswith("catchup-")]
     assert runs == [f"catchup-{int(T0.timestamp()) + 30}"]
+
+
+@scenario
+async def test_forbid_waits_for_a_run_that_finished_while_the_operator_was_down(
+    world: World,
+) -> None:
+    """The run's pod succeeded during an outage, its status still says Running: the next due
+    run is created once the run's own reconcile has caught up, not skipped as overlapping."""
+    world.job("nightly", every="10s", concurrencyPolicy="Forbid")
+    await world.start()
+    await world.advance(10)
+    first = f"nightly-{int(T0.timestamp()) + 10}"
+    assert world.pods(first) == [f"{first}-1"]
+    await world.kill()
+    world.finish(f"{first}-1")
+    world.clock.now += datetime.timedelta(seconds=10.5)
+    await world.restart()
+    second = f"nightly-{int(T0.timestamp()) + 20}"
+    assert world.phase(first) == "Succeeded"
+    assert second in world.api.names(Resource.JOBS, NAMESPACE)
+    assert "RunSkipped" not in world.event_reasons("nightly")

@@ -6,6 +6,13 @@ scheduled time, so a second create is an `AlreadyExists`, never a second
 run), deletes the ones it names (replaced or pruned), writes the parent's
 status and records its events. It returns the next scheduled time, when the
 controller's work queue wakes it again.
+
+It decides only on runs whose status is up to date. A run still written
+Running whose attempt's pod has ended (or gone) is about to be written
+otherwise by its own reconcile, typically after a restart, when every key
+is looked at in no particular order: counted as active, it would make
+Forbid skip a run that is due, for good. So the parent waits for it; the
+run's phase change brings the parent's key back.
 """
 
 from __future__ import annotations
@@ -23,6 +30,8 @@ from conveyor.runtime.records import JobRecord
 log = logging.getLogger(__name__)
 
 StatusWriter = Callable[[JobRecord, BackgroundJobStatus], Awaitable[object]]
+UNSETTLED_RETRY = datetime.timedelta(seconds=5)
+"""Waiting for a run's status to catch up, look again after this at the latest."""
 
 
 class RecurringReconciler:
@@ -44,7 +53,11 @@ class RecurringReconciler:
     async def reconcile(self, record: JobRecord) -> datetime.datetime | None:
         """Create and delete runs as the schedule says; returns the next scheduled time."""
         view = record.view()
-        decision = recurring.step(view, self.runs_of(record), self._clock())
+        children = self._children(record)
+        if any(not self._settled(child) for child in children):
+            return self._clock() + UNSETTLED_RETRY
+        runs = [_run(child) for child in children]
+        decision = recurring.step(view, runs, self._clock())
         for moment in decision.create:
             body = recurring.render_run(
                 view, uid=record.uid, raw_spec=dict(record.raw_spec), scheduled_at=moment
@@ -63,18 +76,22 @@ class RecurringReconciler:
         )
         return decision.wake_at
 
-    def runs_of(self, record: JobRecord) -> list[recurring.Run]:
+    def _children(self, record: JobRecord) -> list[JobRecord]:
         """The job's runs: its children by label that it owns."""
-        runs = []
-        for child in self._cache.runs(record.namespace, record.name):
-            if child.owner_uid != record.uid:
-                continue
-            scheduled = naming.parse_time(child.annotations.get(naming.ANNOTATION_SCHEDULED_AT))
-            runs.append(
-                recurring.Run(
-                    name=child.name,
-                    scheduled_at=scheduled or child.created_at,
-                    phase=child.status.phase,
-                )
-            )
-        return runs
+        return [
+            c for c in self._cache.runs(record.namespace, record.name) if c.owner_uid == record.uid
+        ]
+
+    def _settled(self, run: JobRecord) -> bool:
+        """The run's status says what its pods say (see the module's docstring)."""
+        if run.status.phase != "Running":
+            return True
+        pod = self._cache.pods_of(run).get(run.status.attempts)
+        return pod is not None and not pod.view.terminal
+
+
+def _run(child: JobRecord) -> recurring.Run:
+    scheduled = naming.parse_time(child.annotations.get(naming.ANNOTATION_SCHEDULED_AT))
+    return recurring.Run(
+        name=child.name, scheduled_at=scheduled or child.created_at, phase=child.status.phase
+    )
