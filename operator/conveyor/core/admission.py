@@ -200,6 +200,10 @@ class Occupancy:
     def reservations(self) -> frozenset[str]:
         return frozenset(self._reserved)
 
+    def holds(self, job: str) -> bool:
+        """The job holds a reservation."""
+        return job in self._reserved
+
     def reserve(self, job: str, now: datetime.datetime) -> None:
         """Hold a slot (and a start at `now`) for a job whose pod is being created."""
         self._reserved.add(job)

@@ -86,9 +86,7 @@ class Admitter:
         """The job holds a reservation of its queue: it may start its next attempt now."""
         queue = self._queues.get((record.namespace, record.queue))
         return (
-            queue is not None
-            and queue.occupancy is not None
-            and record.name in queue.occupancy.reservations
+            queue is not None and queue.occupancy is not None and queue.occupancy.holds(record.name)
         )
 
     def offer(self, record: JobRecord, effective: Effective) -> None:
