@@ -6,6 +6,12 @@ kubeconfig context.
 
 kopf runs the process: startup and cleanup, signals, the liveness endpoint
 and its probe. The watches are the operator's own (`runtime.watches`).
+
+With `--leader-election` (the chart's default, for its two replicas) every
+replica watches, and only the holder of the Lease decides and writes
+(`runtime.leadership`): each term begins with a fresh controller that looks
+at everything in the warm cache once, and ends, when the lease is lost, with
+that controller stopped.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import argparse
 import asyncio
 import logging
 import os
+import socket
 import sys
 from typing import Any
 
@@ -23,7 +30,10 @@ from conveyor.runtime import metrics
 from conveyor.runtime.cache import Cache
 from conveyor.runtime.controller import Controller
 from conveyor.runtime.kube import ClientKubeApi
+from conveyor.runtime.leadership import Leadership, Timing
 from conveyor.runtime.watches import Watches
+
+log = logging.getLogger("conveyor")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -64,7 +74,37 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=os.environ.get("CONVEYOR_LOG_LEVEL", "INFO"),
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
     )
+    election = parser.add_argument_group(
+        "leader election", "several replicas, of which only the Lease's holder acts"
+    )
+    election.add_argument(
+        "--leader-election",
+        action="store_true",
+        default=os.environ.get("CONVEYOR_LEADER_ELECTION", "") == "true",
+        help="act only while holding the Lease below (default: act at once, alone)",
+    )
+    election.add_argument(
+        "--leader-election-name", default="conveyor", help="the Lease's name (default conveyor)"
+    )
+    election.add_argument(
+        "--leader-election-namespace",
+        default=os.environ.get("POD_NAMESPACE", "default"),
+        help="the Lease's namespace (default: this pod's, else default)",
+    )
+    defaults = Timing()
+    election.add_argument(
+        "--lease-duration", type=int, default=defaults.lease_duration, help="seconds"
+    )
+    election.add_argument(
+        "--renew-deadline", type=int, default=defaults.renew_deadline, help="seconds"
+    )
+    election.add_argument("--retry-period", type=int, default=defaults.retry_period, help="seconds")
     return parser.parse_args(argv)
+
+
+def identity() -> str:
+    """This replica's name in the Lease: its pod's name, else host and process."""
+    return os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,20 +114,50 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    for noisy in ("kopf.activities.probe", "aiohttp.access"):
+    # The client's election logs every renewal at INFO; ours logs each term's start and end.
+    for noisy in ("kopf.activities.probe", "aiohttp.access", "leaderelection"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
     if args.metrics_port:
         metrics.serve(args.metrics_port)
     api = ClientKubeApi(threads=args.api_threads)
     cache = Cache()
-    controller = Controller(api, cache, workers=args.workers)
+    leadership = (
+        Leadership(
+            api.client,
+            name=args.leader_election_name,
+            namespace=args.leader_election_namespace,
+            identity=identity(),
+            timing=Timing(args.lease_duration, args.renew_deadline, args.retry_period),
+        )
+        if args.leader_election
+        else None
+    )
+    if leadership is not None:
+        api.fence = leadership.may_write
+    controllers: list[Controller] = []
     watches: list[Watches] = []
     tasks: list[asyncio.Task[None]] = []
 
-    async def decide_once_synced(watching: Watches) -> None:
-        await watching.wait_synced()
+    async def term() -> Controller:
+        controller = Controller(api, cache, workers=args.workers)
+        controllers[:] = [controller]
+        controller.resync()
         controller.start()
+        return controller
+
+    async def decide(watching: Watches) -> None:
+        await watching.wait_synced()
+        if leadership is None:
+            metrics.LEADER.set(1)
+            await term()
+            return
+        while True:
+            await leadership.acquired()
+            controller = await term()
+            await leadership.lost()
+            await controller.stop()
+            log.warning("this term is over; following until the lease is ours again")
 
     @kopf.on.startup()
     async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
@@ -96,19 +166,28 @@ def main(argv: list[str] | None = None) -> int:
         watching = Watches(api.client, cache, namespaces=args.namespace, in_pool=api.run_blocking)
         watches.append(watching)
         watching.start()
-        tasks.append(asyncio.create_task(decide_once_synced(watching), name="conveyor-sync"))
+        if leadership is not None:
+            leadership.start()
+        tasks.append(asyncio.create_task(decide(watching), name="conveyor-decide"))
 
     @kopf.on.probe(id="watches")
     async def probe(**_: Any) -> dict[str, Any]:
         return {name: state for w in watches for name, state in w.health().items()}
 
+    @kopf.on.probe(id="leader")
+    async def leader(**_: Any) -> bool:
+        return leadership is None or leadership.may_write()
+
     @kopf.on.cleanup()
     async def cleanup(**_: Any) -> None:
         for task in tasks:
             task.cancel()
+        for controller in controllers:
+            await controller.stop()
+        if leadership is not None:
+            await asyncio.to_thread(leadership.release)
         for watching in watches:
             await watching.stop()
-        await controller.stop()
 
     asyncio.run(
         kopf.operator(

@@ -18,6 +18,7 @@ nothing for tests that do not use these fixtures.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import re
@@ -292,13 +293,13 @@ def _namespace_name(nodeid: str) -> str:
     return f"{TEST_PREFIX}{base or 'test'}-{uuid.uuid4().hex[:6]}"
 
 
-@pytest.fixture
-def namespace(kube_cluster: KubeCluster, request: pytest.FixtureRequest) -> Iterator[str]:
+@contextlib.contextmanager
+def fresh_namespace(cluster: KubeCluster, name: str) -> Iterator[str]:
+    """A new namespace, ready for pods; deleted afterwards (not waited for)."""
     from kubernetes import client
     from kubernetes.client.rest import ApiException
 
-    core = kube_cluster.core
-    name = _namespace_name(request.node.nodeid)
+    core = cluster.core
     core.create_namespace(
         client.V1Namespace(
             metadata=client.V1ObjectMeta(name=name, labels={"conveyor.test/managed": "true"})
@@ -324,6 +325,13 @@ def namespace(kube_cluster: KubeCluster, request: pytest.FixtureRequest) -> Iter
         except ApiException as exc:
             if exc.status != 404:
                 raise
+
+
+@pytest.fixture
+def namespace(kube_cluster: KubeCluster, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace named after the test, with the prefix the test operator watches."""
+    with fresh_namespace(kube_cluster, _namespace_name(request.node.nodeid)) as name:
+        yield name
 
 
 @pytest.fixture

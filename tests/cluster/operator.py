@@ -66,8 +66,10 @@ class OperatorProcess:
         *,
         extra_args: Sequence[str] = (),
         metrics: bool = False,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.kubeconfig = kubeconfig
+        self.env = dict(env or {})
         self.namespaces = list(namespaces)
         self.log_path = log_path
         self.extra_args = list(extra_args)
@@ -92,7 +94,7 @@ class OperatorProcess:
 
     def spawn(self) -> None:
         """Start it and return at once (`started_at` is the monotonic spawn time)."""
-        env = dict(os.environ, KUBECONFIG=self.kubeconfig, PYTHONUNBUFFERED="1")
+        env = dict(os.environ, KUBECONFIG=self.kubeconfig, PYTHONUNBUFFERED="1", **self.env)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as out:
             self.started_at = time.monotonic()
@@ -149,6 +151,11 @@ class OperatorProcess:
                 return str(response.read().decode())
         except OSError:
             return ""
+
+    def terminate(self) -> None:
+        """SIGTERM, returning at once (the process shuts down on its own)."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
 
     def kill(self) -> None:
         """SIGKILL, as a crash would."""

@@ -242,6 +242,7 @@ class Release:
         return self.name  # the chart's fullname for a release named like the chart
 
     def operator_pods(self) -> list[dict[str, Any]]:
+        """The release's operator pods that are not on their way out."""
         out = self.cluster.kubectl(
             "get",
             "pods",
@@ -253,14 +254,30 @@ class Release:
             f"app.kubernetes.io/instance={self.name},app.kubernetes.io/component=operator",
         ).stdout
         items: list[dict[str, Any]] = json.loads(out)["items"]
-        return items
+        return [p for p in items if not p["metadata"].get("deletionTimestamp")]
+
+    def leader(self) -> str:
+        """The pod holding the release's leader-election Lease ("" when none does)."""
+        proc = self.cluster.kubectl(
+            "get",
+            "lease",
+            self.deployment,
+            "-n",
+            self.namespace,
+            "-o",
+            "jsonpath={.spec.holderIdentity}",
+            check=False,
+        )
+        return proc.stdout.strip() if proc.returncode == 0 else ""
 
     def operator_log(self, tail: int = 120) -> str:
+        """The leader's log (else any replica's)."""
+        leader = self.leader()
         proc = self.cluster.kubectl(
             "logs",
             "-n",
             self.namespace,
-            f"deployment/{self.deployment}",
+            f"pod/{leader}" if leader else f"deployment/{self.deployment}",
             f"--tail={tail}",
             check=False,
             timeout=30,

@@ -24,6 +24,7 @@ OPERATOR_RULES = {
     ("", "events"): {"create"},
 }
 PRIORITY_CLASS_RULES = {("scheduling.k8s.io", "priorityclasses"): {"get", "list", "watch"}}
+LEADER_ELECTION_RULES = {("coordination.k8s.io", "leases"): {"get", "create", "update"}}
 
 
 def render(*args: str, namespace: str = "conveyor-system") -> list[dict[str, Any]]:
@@ -66,12 +67,35 @@ def test_helm_lint_is_clean(mode: list[str]) -> None:
     assert "[WARNING]" not in out and "[ERROR]" not in out, out
 
 
+def chart_roles(docs: Iterable[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    """Roles or RoleBindings of the release itself (not of `helm test`)."""
+    return [
+        r
+        for r in find(docs, kind)
+        if "helm.sh/hook" not in (r["metadata"].get("annotations") or {})
+    ]
+
+
+def test_leader_election_has_a_role_for_its_lease_only() -> None:
+    """A Role in the release's namespace with exactly the Lease verbs the election uses."""
+    for mode in ([], ["--set", "watchNamespaces={team-a}"]):
+        docs = render(*mode)
+        (role,) = find(docs, "Role", "conveyor-leader-election")
+        assert role["metadata"]["namespace"] == "conveyor-system"
+        assert rules_of(role) == LEADER_ELECTION_RULES
+        (binding,) = find(docs, "RoleBinding", "conveyor-leader-election")
+        assert binding["roleRef"]["name"] == "conveyor-leader-election"
+    docs = render("--set", "leaderElection.enabled=false")
+    assert not find(docs, "Role", "conveyor-leader-election")
+
+
 def test_cluster_wide_rbac_is_exactly_the_verbs_used() -> None:
-    """Default mode: one ClusterRole with exactly the operator's verbs, bound to its account."""
+    """Default mode: one ClusterRole with exactly the operator's verbs, bound to its account;
+    the only Role is the leader election's."""
     docs = render()
-    assert not find(docs, "Role") or all(
-        r["metadata"]["annotations"].get("helm.sh/hook") == "test" for r in find(docs, "Role")
-    )
+    assert [r["metadata"]["name"] for r in chart_roles(docs, "Role")] == [
+        "conveyor-leader-election"
+    ]
     operator_role = find(docs, "ClusterRole", "conveyor-conveyor-system")
     assert len(operator_role) == 1
     assert rules_of(operator_role[0]) == OPERATOR_RULES
@@ -89,19 +113,11 @@ def test_namespaced_rbac_is_a_role_per_watched_namespace() -> None:
     """watchNamespaces: a Role+RoleBinding in each, --namespace each, no operator ClusterRole
     but the PriorityClass one."""
     docs = render("--set", "watchNamespaces={team-a,team-b}")
-    roles = [
-        r
-        for r in find(docs, "Role")
-        if "helm.sh/hook" not in (r["metadata"].get("annotations") or {})
-    ]
+    roles = [r for r in chart_roles(docs, "Role") if r["metadata"]["name"] == "conveyor"]
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
     for role in roles:
         assert rules_of(role) == OPERATOR_RULES
-    bindings = [
-        b
-        for b in find(docs, "RoleBinding")
-        if "helm.sh/hook" not in (b["metadata"].get("annotations") or {})
-    ]
+    bindings = [b for b in chart_roles(docs, "RoleBinding") if b["metadata"]["name"] == "conveyor"]
     assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
     cluster_roles = {d["metadata"]["name"]: rules_of(d) for d in find(docs, "ClusterRole")}
     assert "conveyor-conveyor-system" not in cluster_roles
@@ -122,13 +138,40 @@ def test_no_wildcards_anywhere() -> None:
                     assert "*" not in rule.get(key, []), (doc["kind"], doc["metadata"]["name"])
 
 
+def test_two_replicas_elect_a_leader_roll_without_a_gap_and_spread_out() -> None:
+    """2 replicas with leader election, RollingUpdate adding one before removing one, a PDB
+    keeping one, preferred anti-affinity; without election, 1 replica and Recreate."""
+    docs = render()
+    spec = find(docs, "Deployment")[0]["spec"]
+    assert spec["replicas"] == 2
+    assert spec["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
+    args = spec["template"]["spec"]["containers"][0]["args"]
+    assert "--leader-election" in args
+    assert "--leader-election-name=conveyor" in args
+    assert "--leader-election-namespace=conveyor-system" in args
+    assert {"--lease-duration=10", "--renew-deadline=7", "--retry-period=2"} <= set(args)
+    (pdb,) = find(docs, "PodDisruptionBudget")
+    assert pdb["spec"]["minAvailable"] == 1
+    assert pdb["spec"]["selector"]["matchLabels"] == spec["selector"]["matchLabels"]
+    anti = spec["template"]["spec"]["affinity"]["podAntiAffinity"]
+    (preferred,) = anti["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert preferred["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+
+    alone = render("--set", "leaderElection.enabled=false")
+    spec = find(alone, "Deployment")[0]["spec"]
+    assert (spec["replicas"], spec["strategy"]) == (1, {"type": "Recreate"})
+    assert "--leader-election" not in spec["template"]["spec"]["containers"][0]["args"]
+    assert not find(alone, "PodDisruptionBudget")
+
+
 def test_operator_pod_is_hardened_and_probed() -> None:
-    """1 replica, Recreate, liveness/readiness on kopf's endpoint, metrics on 9090, locked down."""
+    """Liveness/readiness on kopf's endpoint, metrics on 9090, locked down."""
     docs = render()
     deployment = find(docs, "Deployment")[0]
     spec = deployment["spec"]
-    assert spec["replicas"] == 1
-    assert spec["strategy"] == {"type": "Recreate"}
     pod = spec["template"]["spec"]
     assert pod["enableServiceLinks"] is False
     container = pod["containers"][0]
@@ -158,11 +201,14 @@ def test_operator_pod_is_hardened_and_probed() -> None:
 
 
 def test_values_schema_refuses_bad_values() -> None:
-    """values.schema.json rejects a latest tag, a bad namespace name and unknown keys."""
+    """values.schema.json rejects a latest tag, a bad namespace name, unknown keys and
+    impossible election periods."""
     for bad in (
         ["--set", "image.tag=latest"],
         ["--set", "watchNamespaces={Not_A_Namespace}"],
-        ["--set", "replicas=2"],
+        ["--set", "replica=2"],
+        ["--set", "replicas=0"],
+        ["--set", "leaderElection.retryPeriod=0"],
         ["--set", "operator.logLevel=LOUD"],
     ):
         with pytest.raises(HelmError, match="values don't meet the specifications"):

@@ -14,20 +14,36 @@ from tests.e2e.test_chart import OPERATOR_RULES
 pytestmark = pytest.mark.cluster
 
 
-def test_operator_pod_runs_the_image_as_uid_10001(release: Release) -> None:
-    """One ready operator pod, of the image asked for, non-root, never restarted."""
+def test_operator_pods_run_the_image_as_uid_10001_and_one_leads(release: Release) -> None:
+    """Two ready operator pods, of the image asked for, non-root, never restarted; the Lease
+    names one of them, and only that one says it leads (conveyor_leader)."""
     pods = release.operator_pods()
-    assert len(pods) == 1
-    pod = pods[0]
-    container = pod["spec"]["containers"][0]
-    assert container["image"] == release.image
-    assert split_image(release.image)[1] != "latest"
-    status = pod["status"]["containerStatuses"][0]
-    assert status["ready"] is True
-    assert status["restartCount"] == 0, release.operator_log()
-    assert pod["spec"]["securityContext"]["runAsUser"] == 10001
-    assert container["securityContext"]["readOnlyRootFilesystem"] is True
-    assert f"--namespace={release.watched[0]}" in container["args"]
+    assert len(pods) == 2
+    for pod in pods:
+        container = pod["spec"]["containers"][0]
+        assert container["image"] == release.image
+        assert split_image(release.image)[1] != "latest"
+        status = pod["status"]["containerStatuses"][0]
+        assert status["ready"] is True
+        assert status["restartCount"] == 0, release.operator_log()
+        assert pod["spec"]["securityContext"]["runAsUser"] == 10001
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        assert f"--namespace={release.watched[0]}" in container["args"]
+    names = {p["metadata"]["name"] for p in pods}
+    leader = release.leader()
+    assert leader in names
+    gauges = {
+        name: release.cluster.kubectl(
+            "get",
+            "--raw",
+            f"/api/v1/namespaces/{release.namespace}/pods/{name}:9090/proxy/metrics",
+        ).stdout
+        for name in names
+    }
+    leading = {name for name, text in gauges.items() if "\nconveyor_leader 1.0" in text}
+    assert leading == {leader}, {
+        n: [ln for ln in t.splitlines() if "leader" in ln] for n, t in gauges.items()
+    }
 
 
 def test_metrics_are_served_on_the_metrics_service(

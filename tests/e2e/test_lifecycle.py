@@ -79,14 +79,15 @@ def test_helm_upgrade_watches_a_new_namespace_and_loses_no_job(
         "--timeout=90s",
         timeout=120,
     )
-    old_pod = release.operator_pods()[0]["metadata"]["name"]
+    old_pods = {p["metadata"]["name"] for p in release.operator_pods()}
 
     second = e2e_namespaces.create("jobs2")
     release.upgrade([first, second])
 
     pods = release.operator_pods()
-    assert [p["metadata"]["name"] for p in pods] != [old_pod]
-    assert f"--namespace={second}" in pods[0]["spec"]["containers"][0]["args"]
+    assert not {p["metadata"]["name"] for p in pods} & old_pods
+    for pod in pods:
+        assert f"--namespace={second}" in pod["spec"]["containers"][0]["args"]
     assert kubectl("get", "role", release.name, "-n", second, "-o", "name")
     history = json.loads(
         release.helm("history", release.name, "-n", release.namespace, "-o", "json")
@@ -117,6 +118,49 @@ def test_helm_upgrade_watches_a_new_namespace_and_loses_no_job(
     ]
     assert status["attempts"] == 1, status  # the restart did not run it twice
     assert_only_release_acted(release.cluster, second, release)
+
+
+def test_the_leader_pod_deleted_hands_over_and_no_job_runs_twice(
+    release: Release, kubectl: Callable[..., str]
+) -> None:
+    """`kubectl delete pod` of the leader while a job runs: it releases the Lease on its way
+    out, the other replica holds it within seconds and finishes the job with its one attempt,
+    and the Deployment brings the second replica back."""
+    namespace = release.watched[0]
+    kubectl("apply", "-n", namespace, "-f", "-", input=job_manifest("across-takeover", "sleep 5"))
+    kubectl(
+        "wait",
+        "--for=jsonpath={.status.phase}=Running",
+        "bgj/across-takeover",
+        "-n",
+        namespace,
+        "--timeout=90s",
+        timeout=120,
+    )
+    leader = release.leader()
+    assert leader in {p["metadata"]["name"] for p in release.operator_pods()}
+    kubectl("delete", "pod", leader, "-n", release.namespace, "--wait=false")
+    successor = wait_for(
+        lambda: (holder := release.leader()) not in ("", leader) and holder,
+        timeout=60,
+        desc="another replica holding the lease",
+    )
+    kubectl("apply", "-n", namespace, "-f", "-", input=job_manifest("after-takeover", "true"))
+    for job in ("across-takeover", "after-takeover"):
+        kubectl(
+            "wait",
+            "--for=condition=Succeeded",
+            f"bgj/{job}",
+            "-n",
+            namespace,
+            "--timeout=120s",
+            timeout=150,
+        )
+    status = json.loads(kubectl("get", "bgj", "across-takeover", "-n", namespace, "-o", "json"))
+    assert status["status"]["attempts"] == 1, status
+    assert release.leader() == successor
+    wait_for(lambda: len(release.operator_pods()) == 2, timeout=120, desc="two replicas again")
+    assert_only_release_acted(release.cluster, namespace, release)
 
 
 def test_install_test_uninstall_leaves_nothing_behind(

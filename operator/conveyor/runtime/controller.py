@@ -70,6 +70,15 @@ class Controller:
         self.work.start()
         self.recorder.start()
 
+    def resync(self) -> None:
+        """Look at every job and queue in the cache once: what a new term (a restart, or a
+        takeover by a follower whose cache is warm) begins with."""
+        for namespace, name in self.cache.jobs.known():
+            self.work.add(Key(Kind.JOB, namespace, name))
+        for namespace, name in self.cache.queues.known():
+            self.admitter.limits_changed(namespace, name)
+            self._queue_status_soon(namespace, name)
+
     async def stop(self) -> None:
         await self.work.stop()
         await self.recorder.stop()
@@ -123,8 +132,14 @@ class Controller:
     # ------------------------------------------------------------ keys → reconcilers
 
     async def _dispatch(self, key: Key) -> None:
-        with metrics.RECONCILE_SECONDS.labels(key.kind.label).time():
-            wake_at = await self._reconcile(key)
+        try:
+            with metrics.RECONCILE_SECONDS.labels(key.kind.label).time():
+                wake_at = await self._reconcile(key)
+        except kube.FencedError:
+            # No longer the leader: this controller is being stopped, and the next term's
+            # begins by looking at everything again.
+            log.debug("%s: not written, not the leader", key)
+            return
         if wake_at is not None:
             self.work.add_after(key, wake_at)
 

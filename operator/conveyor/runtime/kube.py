@@ -44,6 +44,10 @@ class NotFoundError(Exception):
     """The object does not exist (404)."""
 
 
+class FencedError(Exception):
+    """Not sent: this replica may not write now (it is not, or no longer surely, the leader)."""
+
+
 @dataclass(frozen=True)
 class EventBody:
     """A core/v1 Event about one object."""
@@ -105,7 +109,13 @@ def api_message(error: ApiException) -> str:
 class ClientKubeApi:
     """KubeApi over the official client, run in a dedicated thread pool."""
 
-    def __init__(self, *, threads: int = 32, reporting_instance: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        threads: int = 32,
+        reporting_instance: str | None = None,
+        fence: Callable[[], bool] | None = None,
+    ) -> None:
         try:
             kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
         except kubernetes.config.ConfigException:
@@ -119,6 +129,8 @@ class ClientKubeApi:
             max_workers=threads, thread_name_prefix="kube"
         )
         self._instance = reporting_instance or os.environ.get("POD_NAME") or "conveyor"
+        self.fence = fence
+        """Asked right before every write leaves the process: may this replica write?"""
 
     @property
     def client(self) -> kubernetes.client.ApiClient:
@@ -135,12 +147,18 @@ class ClientKubeApi:
         except ApiException as error:
             raise _translate(error) from error
 
-    async def _call_json(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
+    async def _call_json(
+        self, fn: Callable[..., Any], *args: Any, write: bool = True, **kwargs: Any
+    ) -> dict[str, Any]:
         """Call without the client's model deserialization (slow, and lossy for custom
         resources) and read the body in the worker thread, which also returns the
-        connection to the pool: an unread response would cost a new TLS handshake."""
+        connection to the pool: an unread response would cost a new TLS handshake.
+        A write is fenced in that thread, at the last moment before it is sent."""
+        fence = self.fence if write else None
 
         def call() -> dict[str, Any]:
+            if fence is not None and not fence():
+                raise FencedError(f"{getattr(fn, '__name__', fn)}: not the leader")
             response = fn(*args, _preload_content=False, **kwargs)
             try:
                 data: dict[str, Any] = json.loads(response.data)
@@ -155,7 +173,9 @@ class ClientKubeApi:
 
     async def read_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            return await self._call_json(self._core.read_namespaced_pod, name, namespace)
+            return await self._call_json(
+                self._core.read_namespaced_pod, name, namespace, write=False
+            )
         except NotFoundError:
             return None
 

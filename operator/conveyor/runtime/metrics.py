@@ -37,6 +37,10 @@ WORK_QUEUE_DEPTH = Gauge("conveyor_work_queue_depth", "Keys waiting for a reconc
 RETRIES = Counter(
     "conveyor_work_queue_retries_total", "Reconciles that failed and were retried", ["kind"]
 )
+LEADER = Gauge(
+    "conveyor_leader",
+    "1 while this replica may act (it holds the lease, or runs without election), else 0",
+)
 EVENTS_DROPPED = Counter(
     "conveyor_events_dropped_total", "Kubernetes Events not posted because too many were waiting"
 )
