@@ -145,10 +145,10 @@ class Namespaces:
     suffix: str
     created: list[str] = dataclasses.field(default_factory=list)
 
-    def create(self, what: str) -> str:
+    def create(self, what: str, *labels: str) -> str:
         name = f"e2e-{what}-{self.suffix}"[:63].rstrip("-")
         self.cluster.kubectl("create", "namespace", name)
-        self.cluster.kubectl("label", "namespace", name, "conveyor.test/managed=true")
+        self.cluster.kubectl("label", "namespace", name, "conveyor.test/managed=true", *labels)
         self.created.append(name)
         # pods need the default ServiceAccount and the root CA ConfigMap
         wait_for(
@@ -326,7 +326,8 @@ def release(
         kube_cluster.kubectl(
             "apply", "--server-side", "--force-conflicts", "-f", str(CHART / "crds")
         )
-    operator_ns = e2e_namespaces.create("conveyor")
+    # The operator's own pods must pass the restricted Pod Security Standard.
+    operator_ns = e2e_namespaces.create("conveyor", "pod-security.kubernetes.io/enforce=restricted")
     jobs_ns = e2e_namespaces.create("jobs")
     rel = _release(
         kube_cluster=kube_cluster,

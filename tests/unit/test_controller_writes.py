@@ -131,3 +131,91 @@ async def test_one_jobs_events_are_posted_and_named_in_the_order_they_happened(
     assert all(e.name.startswith("flaky.") for e in events)
     last_failure = world.status("flaky")["lastFailure"]
     assert (last_failure["attempt"], last_failure["logTail"]) == (2, "line 1\nboom again")
+
+
+@scenario
+async def test_a_pod_a_namespace_policy_forbids_fails_the_job_with_that_reason(
+    world: World,
+) -> None:
+    """A 403 from admission (PodSecurity): the job fails at once, PodForbidden, with the API
+    server's message; the queue's slot goes to the next job."""
+    world.queue("q", concurrency=1)
+    world.api.fail(
+        "create_pod",
+        kube.ApiError(
+            403,
+            'pods "root-1" is forbidden: violates PodSecurity "restricted:latest": '
+            'privileged (container "worker" must not set securityContext.privileged=true)',
+        ),
+        when=lambda _namespace, name: name == "root-1",
+    )
+    world.job("root", queue="q")
+    await world.advance(1)
+    world.job("next", queue="q")
+    await world.start()
+    await world.advance(1)
+    status = world.status("root")
+    assert status["phase"] == "Failed"
+    failed = world.condition("root", "Failed")
+    assert failed is not None and failed["reason"] == "PodForbidden"
+    assert "violates PodSecurity" in failed["message"]
+    assert status.get("attempts", 0) == 0
+    assert world.pods() == ["next-1"]
+
+
+@scenario
+async def test_a_403_of_the_operators_own_permissions_is_retried_not_blamed_on_the_job(
+    world: World,
+) -> None:
+    """RBAC refuses the operator (someone edited its Role): the job is not failed; the create
+    is tried again with backoff and succeeds once the permission is back."""
+    world.api.fail(
+        "create_pod",
+        kube.ApiError(
+            403,
+            'pods is forbidden: User "system:serviceaccount:conveyor-system:conveyor" cannot '
+            'create resource "pods" in API group "" in the namespace "shop"',
+        ),
+        times=2,
+    )
+    world.job("patient")
+    await world.start()
+    assert world.phase("patient") is None
+    for _ in range(3):
+        await world.advance(5)
+    assert world.phase("patient") == "Running"
+    assert world.pods() == ["patient-1"]
+
+
+@scenario
+async def test_a_template_field_of_the_wrong_type_is_flagged_naming_the_field(
+    world: World,
+) -> None:
+    """env given as a string (the CRD keeps any container field): InvalidSpec, which names
+    the field; no traceback loop, no attempt."""
+    world.job(
+        "typo",
+        template={"spec": {"containers": [{"name": "w", "image": "busybox", "env": "A=1"}]}},
+    )
+    await world.start()
+    condition = world.condition("typo", "InvalidSpec")
+    assert condition is not None
+    assert "spec.template.spec.containers[0].env must be a list" in condition["message"]
+    assert world.api.count("create_pod") == 0
+    assert world.api.failed == []
+
+
+@scenario
+async def test_a_namespace_being_deleted_is_left_alone(world: World) -> None:
+    """Creates refused because the namespace terminates: no retry, no failure recorded."""
+    world.api.fail(
+        "create_pod",
+        kube.NamespaceTerminatingError(
+            "unable to create new content in namespace shop because it is being terminated"
+        ),
+    )
+    world.job("late")
+    await world.start()
+    await world.advance(120)
+    assert len(world.api.failed) == 1
+    assert world.phase("late") is None

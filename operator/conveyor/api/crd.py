@@ -183,18 +183,53 @@ def background_job_crd() -> dict[str, Any]:
         v1alpha1.BackgroundJobStatus,
         v1alpha1.BackgroundJob.__doc__ or "",
     )
-    schema["x-kubernetes-validations"] = [
-        {
-            "rule": f"size(self.metadata.name) <= {v1alpha1.MAX_JOB_NAME_LENGTH}",
-            "message": (
-                f"a BackgroundJob name must be at most {v1alpha1.MAX_JOB_NAME_LENGTH} "
-                "characters: its pods are named <job>-<attempt> and its scheduled runs "
-                "<job>-<unix time>, and both must fit in 63"
-            ),
+    started = "has(oldSelf.status) && has(oldSelf.status.attempts) && oldSelf.status.attempts > 0"
+    how = (
+        "once the job has started (status.attempts > 0); to run something else, create a new "
+        "BackgroundJob (or replay this one, conveyor.dev/replay, to run it again as it is)"
+    )
+    # Its pods are named <job>-<attempt> and its scheduled runs <job>-<unix time>, and
+    # both must fit in 63 characters. (A CRD may constrain metadata.name and nothing else
+    # of metadata; a CEL rule could not name the field in its message.)
+    schema["properties"]["metadata"] = {
+        "type": "object",
+        "properties": {
+            "name": {
+                "type": "string",
+                "maxLength": v1alpha1.MAX_JOB_NAME_LENGTH,
+                "description": (
+                    f"At most {v1alpha1.MAX_JOB_NAME_LENGTH} characters: the pods are named "
+                    "<job>-<attempt> and the scheduled runs <job>-<unix time>, within 63."
+                ),
+            }
         },
+    }
+    schema["x-kubernetes-validations"] = [
         {
             "rule": "!has(self.spec.dependsOn) || !(self.metadata.name in self.spec.dependsOn)",
             "message": "a BackgroundJob cannot depend on itself",
+            "fieldPath": ".spec.dependsOn",
+        },
+        {
+            "rule": f"!({started}) || self.spec.template == oldSelf.spec.template",
+            "message": f"spec.template cannot change {how}",
+            "fieldPath": ".spec.template",
+        },
+        {
+            "rule": (
+                f"!({started}) || (has(self.spec.queue) ? self.spec.queue : '') == "
+                "(has(oldSelf.spec.queue) ? oldSelf.spec.queue : '')"
+            ),
+            "message": f"spec.queue cannot change {how}",
+            "fieldPath": ".spec.queue",
+        },
+        {
+            "rule": (
+                f"!({started}) || (has(self.spec.dependsOn) ? self.spec.dependsOn : []) == "
+                "(has(oldSelf.spec.dependsOn) ? oldSelf.spec.dependsOn : [])"
+            ),
+            "message": f"spec.dependsOn cannot change {how}",
+            "fieldPath": ".spec.dependsOn",
         },
     ]
     columns: list[dict[str, Any]] = [

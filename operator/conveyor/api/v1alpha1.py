@@ -105,6 +105,7 @@ class Backoff(ApiModel):
                 _cel(
                     "self.maxDelaySeconds >= self.initialDelaySeconds",
                     "maxDelaySeconds must be greater than or equal to initialDelaySeconds",
+                    ".maxDelaySeconds",
                 )
             ]
         }
@@ -349,15 +350,24 @@ class BackgroundJobSpec(ApiModel):
                 _cel(
                     "!(has(self.schedule) && has(self.every))",
                     "schedule and every are exclusive: give one of them",
+                    ".every",
                 ),
                 _cel(
                     "!(has(self.startAt) && has(self.delaySeconds))",
                     "startAt and delaySeconds are exclusive: give one of them",
+                    ".delaySeconds",
                 ),
                 _cel(
-                    "!((has(self.schedule) || has(self.every)) && "
-                    "(has(self.startAt) || has(self.delaySeconds)))",
-                    "a recurring job (schedule or every) cannot also have startAt or delaySeconds",
+                    "!((has(self.schedule) || has(self.every)) && has(self.startAt))",
+                    "a recurring job (schedule or every) cannot also have startAt: each run "
+                    "starts at its scheduled time",
+                    ".startAt",
+                ),
+                _cel(
+                    "!((has(self.schedule) || has(self.every)) && has(self.delaySeconds))",
+                    "a recurring job (schedule or every) cannot also have delaySeconds: each run "
+                    "starts at its scheduled time",
+                    ".delaySeconds",
                 ),
                 _cel(
                     "!has(self.timeZone) || has(self.schedule)",

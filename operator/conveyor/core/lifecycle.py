@@ -231,6 +231,17 @@ def reject(
     return draft.decide(None)
 
 
+def fail(
+    job: JobView, effective: Effective, *, reason: str, message: str, now: datetime.datetime
+) -> Decision:
+    """The job fails for good before its attempt could start: its pod was refused by a
+    policy of its namespace (PodSecurity, a webhook), which no retry would change. A replay
+    sends it through again once the policy or the job is fixed."""
+    draft = _Draft(job.status, job.generation, now)
+    _fail(draft, reason, message)
+    return _finished(draft, effective)
+
+
 def _replay_if_asked(draft: _Draft, job: JobView) -> None:
     """A new value of the replay annotation sends a Failed job through once more."""
     asked = job.annotations.get(naming.ANNOTATION_REPLAY)

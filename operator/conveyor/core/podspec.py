@@ -6,6 +6,12 @@ garbage collector deletes it with the job), and given `restartPolicy: Never`
 deadline becomes the pod's own `activeDeadlineSeconds`, so the kubelet stops
 the attempt on time even while the operator is down. The worker learns which
 attempt it is from its environment, so it can be idempotent.
+
+The template is the user's, with fields of any type the CRD let through.
+What this module must read (labels, annotations, each container's env) and
+is of the wrong type raises `TemplateError` naming the field, which the
+job gets as its InvalidSpec condition; anything else is left for the API
+server to judge.
 """
 
 from __future__ import annotations
@@ -16,6 +22,10 @@ from typing import Any
 from conveyor.core import naming
 from conveyor.core.effective import Effective
 from conveyor.core.lifecycle import JobView
+
+
+class TemplateError(ValueError):
+    """A field of the pod template that cannot be read as Kubernetes defines it."""
 
 
 def render_pod(
@@ -32,7 +42,7 @@ def render_pod(
     queue = job.spec.queue or naming.NO_QUEUE
     name = naming.pod_name(job.name, attempt)
 
-    labels = {str(k): str(v) for k, v in (meta_in.get("labels") or {}).items()}
+    labels = {str(k): str(v) for k, v in _mapping(meta_in, "labels").items()}
     labels.update(
         {
             naming.LABEL_JOB: job.name,
@@ -41,7 +51,7 @@ def render_pod(
             naming.LABEL_MANAGED_BY: naming.MANAGED_BY,
         }
     )
-    annotations = {str(k): str(v) for k, v in (meta_in.get("annotations") or {}).items()}
+    annotations = {str(k): str(v) for k, v in _mapping(meta_in, "annotations").items()}
     annotations[naming.ANNOTATION_CREATED_AT] = naming.format_time(now)
 
     env = [
@@ -52,9 +62,18 @@ def render_pod(
         {"name": "CONVEYOR_QUEUE", "value": queue},
     ]
     ours = {item["name"] for item in env}
-    for container in [*spec.get("initContainers", []), *spec.get("containers", [])]:
-        theirs = [e for e in container.get("env") or [] if e.get("name") not in ours]
-        container["env"] = [*theirs, *env]
+    for field in ("initContainers", "containers"):
+        containers = spec.get(field) or []
+        if not isinstance(containers, list):
+            raise TemplateError(f"spec.template.spec.{field} must be a list of containers")
+        for index, container in enumerate(containers):
+            where = f"spec.template.spec.{field}[{index}]"
+            if not isinstance(container, dict):
+                raise TemplateError(f"{where} must be a container (an object)")
+            theirs = container.get("env") or []
+            if not isinstance(theirs, list) or not all(isinstance(e, dict) for e in theirs):
+                raise TemplateError(f"{where}.env must be a list of {{name, value}} objects")
+            container["env"] = [*(e for e in theirs if e.get("name") not in ours), *env]
 
     spec["restartPolicy"] = "Never"
     if effective.active_deadline_seconds is not None:
@@ -73,3 +92,10 @@ def render_pod(
         },
         "spec": spec,
     }
+
+
+def _mapping(meta: dict[str, Any], field: str) -> dict[Any, Any]:
+    value = meta.get(field) or {}
+    if not isinstance(value, dict):
+        raise TemplateError(f"spec.template.metadata.{field} must be a map of strings")
+    return value

@@ -53,6 +53,16 @@ QueueRef = tuple[str, str]  # (namespace, queue name; "" for jobs that name no q
 JobRef = tuple[str, str]  # (namespace, job name)
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """Why an attempt's pod cannot be created that is the job's own fault."""
+
+    message: str
+    forbidden: bool = False
+    """A policy of the namespace refused it (the job fails, PodForbidden); else the spec is
+    at fault (InvalidSpec: it waits for a new spec)."""
+
+
 @dataclass
 class _Queue:
     line: admission.WaitingLine
@@ -130,20 +140,32 @@ class Admitter:
         if queue.occupancy is not None and queue.occupancy.release(name):
             self._work.add_after(Key(Kind.ADMIT, *ref), self._clock() + COALESCING)
 
-    async def start(self, record: JobRecord, attempt: int, effective: Effective) -> str | None:
-        """Create the pod of the job's next attempt. Returns why the API server refused the
-        pod, if it did (the job's spec is at fault); raises on any other failure. Either way
-        the job's reservation is over: its pod holds the slot now, or the slot is free."""
-        body = podspec.render_pod(
-            record.view(), uid=record.uid, attempt=attempt, effective=effective, now=self._clock()
-        )
-        name = body["metadata"]["name"]
+    async def start(self, record: JobRecord, attempt: int, effective: Effective) -> Refusal | None:
+        """Create the pod of the job's next attempt. Returns why it cannot be, if that is the
+        job's fault; raises on any other failure. Either way the job's reservation is over:
+        its pod holds the slot now, or the slot is free."""
+        name = naming.pod_name(record.name, attempt)
         try:
+            body = podspec.render_pod(
+                record.view(),
+                uid=record.uid,
+                attempt=attempt,
+                effective=effective,
+                now=self._clock(),
+            )
             created, received = await self._create_or_read(record.namespace, name, body)
+        except podspec.TemplateError as error:
+            self.withdraw(record.namespace, record.name)
+            return Refusal(f"the pod template cannot be used: {error}")
         except kube.ApiError as error:
             self.withdraw(record.namespace, record.name)
             if error.status in (400, 422):
-                return f"the API server refused the attempt's pod: {error}"
+                return Refusal(f"the API server refused the attempt's pod: {error.message}")
+            if error.refused_by_policy:
+                return Refusal(
+                    f"the namespace's policy refused the attempt's pod: {error.message}",
+                    forbidden=True,
+                )
             raise
         except BaseException:
             self.withdraw(record.namespace, record.name)
@@ -151,7 +173,7 @@ class Admitter:
         pod = PodRecord.from_body(created)
         if pod is None or pod.job != record.name or pod.view.attempt != attempt:
             self.withdraw(record.namespace, record.name)
-            return f"a pod named {name} exists and is not attempt {attempt} of this job"
+            return Refusal(f"a pod named {name} exists and is not attempt {attempt} of this job")
         if received is not None:
             metrics.ATTEMPTS_STARTED.labels(record.namespace, record.queue).inc()
         self._cache.created_pod(pod)

@@ -140,6 +140,10 @@ class Controller:
             # begins by looking at everything again.
             log.debug("%s: not written, not the leader", key)
             return
+        except kube.NamespaceTerminatingError:
+            # Its namespace is being deleted, and everything in it with it: nothing to do.
+            log.info("%s: its namespace is being deleted; leaving it", key)
+            return
         if wake_at is not None:
             self.work.add_after(key, wake_at)
 

@@ -135,8 +135,8 @@ class EventRecorder:
                         at=pending.at,
                     )
                 )
-            except kube.FencedError:
-                pass  # no longer the leader: the events of its term end here
+            except (kube.FencedError, kube.NamespaceTerminatingError):
+                pass  # no longer the leader, or the namespace goes: no one will read it
             except Exception as error:  # an event is best effort
                 log.warning(
                     "%s/%s: event %s not posted: %r",

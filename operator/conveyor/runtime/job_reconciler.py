@@ -28,7 +28,7 @@ from conveyor.core import dependencies, lifecycle
 from conveyor.core.effective import Effective, resolve
 from conveyor.core.outcome import PodView
 from conveyor.runtime import events, kube, metrics
-from conveyor.runtime.admitter import Admitter
+from conveyor.runtime.admitter import Admitter, Refusal
 from conveyor.runtime.cache import Cache
 from conveyor.runtime.records import JobRecord, PodRecord, resource_version
 
@@ -164,6 +164,22 @@ class JobReconciler:
 
     # ------------------------------------------------------------ writes
 
+    def _refused(
+        self, record: JobRecord, effective: Effective, refusal: Refusal
+    ) -> lifecycle.Decision:
+        """What a pod refused for the job's own fault makes of the job."""
+        if refusal.forbidden:
+            return lifecycle.fail(
+                record.view(),
+                effective,
+                reason="PodForbidden",
+                message=refusal.message,
+                now=self._clock(),
+            )
+        return lifecycle.reject(
+            record.status, generation=record.generation, message=refusal.message, now=self._clock()
+        )
+
     async def _carry_out(
         self, record: JobRecord, decision: lifecycle.Decision, effective: Effective | None
     ) -> datetime.datetime | None:
@@ -174,13 +190,9 @@ class JobReconciler:
                 assert effective is not None
                 refused = await self._admitter.start(record, action.attempt, effective)
                 if refused is not None:
-                    rejected = lifecycle.reject(
-                        record.status,
-                        generation=record.generation,
-                        message=refused,
-                        now=self._clock(),
+                    return await self._carry_out(
+                        record, self._refused(record, effective, refused), effective
                     )
-                    return await self._carry_out(record, rejected, effective)
             elif isinstance(action, lifecycle.DeletePod):
                 await self._api.delete_pod(namespace, action.name)
             elif isinstance(action, lifecycle.DeleteJob):

@@ -22,11 +22,13 @@ import functools
 import json
 import logging
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 import kubernetes
+import pydantic
 from kubernetes.client.exceptions import ApiException
 
 from conveyor.api.v1alpha1 import GROUP, VERSION
@@ -87,6 +89,25 @@ class ApiError(Exception):
     def __init__(self, status: int | None, message: str) -> None:
         super().__init__(f"{status}: {message}")
         self.status = status
+        self.message = message
+
+    @property
+    def refused_by_policy(self) -> bool:
+        """A 403 from an admission plugin or webhook (PodSecurity, LimitRanger, a policy
+        engine): the object's own fault. Not a 403 of the operator's permissions (RBAC), nor
+        of a full ResourceQuota, which pass."""
+        return (
+            self.status == 403
+            and _RBAC_REFUSAL.search(self.message) is None
+            and "exceeded quota" not in self.message
+        )
+
+
+class NamespaceTerminatingError(Exception):
+    """The namespace is being deleted: nothing new can be created there, nor needs to be."""
+
+
+_RBAC_REFUSAL = re.compile(r'(User|ServiceAccount) "[^"]*" cannot ')
 
 
 def _translate(error: ApiException) -> Exception:
@@ -94,16 +115,41 @@ def _translate(error: ApiException) -> Exception:
         return ConflictError(str(error.reason))
     if error.status == 404:
         return NotFoundError(str(error.reason))
-    return ApiError(error.status, api_message(error))
+    status = _status(error)
+    message = str(status.get("message") or error.reason)
+    causes = [
+        c.get("reason") or c.get("type") for c in (status.get("details") or {}).get("causes") or []
+    ]
+    if error.status == 403 and (
+        "NamespaceTerminating" in causes or "because it is being terminated" in message
+    ):
+        return NamespaceTerminatingError(message)
+    return ApiError(error.status, message)
+
+
+def _status(error: ApiException) -> dict[str, Any]:
+    """The Status object the API server sent, if it sent one."""
+    try:
+        status = json.loads(error.body or "")
+    except (TypeError, ValueError):
+        return {}
+    return status if isinstance(status, dict) else {}
+
+
+def _fields(error: pydantic.ValidationError) -> str:
+    """The client's validation errors of a body, as the API server would name the fields."""
+    parts = []
+    for item in error.errors()[:5]:
+        where = ""
+        for step in item["loc"][1:] if item["loc"][:1] == ("body",) else item["loc"]:
+            where += f"[{step}]" if isinstance(step, int) else f".{step}"
+        parts.append(f"{where.lstrip('.')}: {item['msg']}")
+    return "; ".join(parts)
 
 
 def api_message(error: ApiException) -> str:
     """The message of the Status the API server sent, else the HTTP reason."""
-    try:
-        message = json.loads(error.body or "").get("message")
-    except (TypeError, ValueError, AttributeError):
-        message = None
-    return str(message or error.reason)
+    return str(_status(error).get("message") or error.reason)
 
 
 class ClientKubeApi:
@@ -169,7 +215,15 @@ class ClientKubeApi:
         return await self._call(call)
 
     async def create_pod(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
-        return await self._call_json(self._core.create_namespaced_pod, namespace, body)
+        # Strict: a field the pod has no such field for (a typo in the template) is refused,
+        # not silently dropped. The client checks the body against its own Pod model first,
+        # and refuses such a field itself: that too is the pod refused, naming the field.
+        try:
+            return await self._call_json(
+                self._core.create_namespaced_pod, namespace, body, field_validation="Strict"
+            )
+        except pydantic.ValidationError as error:
+            raise ApiError(422, f"the pod is invalid: {_fields(error)}") from error
 
     async def read_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
