@@ -35,6 +35,9 @@ from conveyor.runtime.watches import Watches
 
 log = logging.getLogger("conveyor")
 
+GRACE = 5.0
+"""Seconds a watch may fail to list before the operator stops acting (see `Watches.guard`)."""
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="conveyor", description=__doc__.splitlines()[0])
@@ -139,10 +142,12 @@ def main(argv: list[str] | None = None) -> int:
     watches: list[Watches] = []
     tasks: list[asyncio.Task[None]] = []
 
-    async def term() -> Controller:
+    async def term(watching: Watches) -> Controller:
         controller = Controller(api, cache, workers=args.workers)
         controllers[:] = [controller]
         controller.resync()
+        if watching.stale(GRACE):
+            controller.work.pause()  # the guard lets it go once every watch lists
         controller.start()
         return controller
 
@@ -150,11 +155,11 @@ def main(argv: list[str] | None = None) -> int:
         await watching.wait_synced()
         if leadership is None:
             metrics.LEADER.set(1)
-            await term()
+            await term(watching)
             return
         while True:
             await leadership.acquired()
-            controller = await term()
+            controller = await term(watching)
             await leadership.lost()
             await controller.stop()
             log.warning("this term is over; following until the lease is ours again")
@@ -169,6 +174,12 @@ def main(argv: list[str] | None = None) -> int:
         if leadership is not None:
             leadership.start()
         tasks.append(asyncio.create_task(decide(watching), name="conveyor-decide"))
+        tasks.append(
+            asyncio.create_task(
+                watching.guard(lambda: controllers[0].work if controllers else None, GRACE),
+                name="conveyor-guard",
+            )
+        )
 
     @kopf.on.probe(id="watches")
     async def probe(**_: Any) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import threading
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
@@ -229,3 +230,62 @@ async def test_a_namespaced_relist_forgets_only_its_own_namespace():
     await two.relist()
     await one.relist()  # "a" went
     assert store.known() == [("two", "b")]
+
+
+@run
+async def test_a_failing_list_marks_the_informer_stale_until_a_list_succeeds():
+    """A 404 (the CRD deleted) keeps failing: failing_since stays at its first failure, the
+    error is kept for the log and the probe; the next good list clears both."""
+
+    class GoneError(Exception):
+        status = 404
+        reason = "Not Found"
+
+    class Quiet(Response):
+        """A watch that sends nothing until it is cut."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.cut = threading.Event()
+
+        def stream(self, amt: int, decode_content: bool) -> Iterator[bytes]:
+            self.cut.wait(5)
+            yield from ()
+
+        def shutdown(self) -> None:
+            self.cut.set()
+
+    class Flaky(Lister):
+        def __init__(self) -> None:
+            super().__init__()
+            self.refuse = True
+
+        def __call__(self, **kwargs: Any) -> Response:
+            if kwargs.get("watch"):
+                return Quiet()
+            if self.refuse:
+                raise GoneError()
+            return super().__call__(**kwargs)
+
+    lister = Flaky()
+    informer, _, _ = make(lister)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("conveyor.runtime.informer.relist_delay", lambda failures: 0.001)
+        task = asyncio.create_task(informer.run())
+        for _ in range(200):
+            if informer.failing_since is not None:
+                break
+            await asyncio.sleep(0.001)
+        first = informer.failing_since
+        assert first is not None and informer.last_error == "404 Not Found"
+        await asyncio.sleep(0.02)
+        assert informer.failing_since == first
+        lister.pages = [page([obj("a", 1)], 5)]
+        lister.refuse = False
+        for _ in range(200):
+            if informer.failing_since is None:
+                break
+            await asyncio.sleep(0.001)
+        assert informer.failing_since is None and informer.synced.is_set()
+        await informer.stop()
+        task.cancel()

@@ -6,6 +6,8 @@ import asyncio
 import datetime
 from collections.abc import Awaitable, Callable
 
+import pytest
+
 from conveyor.runtime import workqueue
 from conveyor.runtime.workqueue import Key, Kind, Priority, WorkQueue
 from tests.unit.factories import at
@@ -221,3 +223,44 @@ def test_a_failing_key_is_retried_with_a_growing_backoff_and_forgotten_on_succes
 
 def test_the_retry_delay_is_capped_at_a_minute() -> None:
     assert 54 <= workqueue.retry_delay(30) <= 66
+
+
+def test_a_paused_queue_collects_keys_and_processes_them_once_resumed() -> None:
+    seen: list[str] = []
+
+    async def scenario() -> None:
+        async def handle(key: Key) -> None:
+            seen.append(key.name)
+
+        queue = WorkQueue(handle, workers=2)
+        queue.start()
+        queue.pause()
+        for name in ("a", "b", "a"):
+            queue.add(job(name))
+        for _ in range(50):
+            await asyncio.sleep(0)
+        assert seen == [] and len(queue) == 2
+        queue.resume()
+        await until(lambda: queue.idle and len(seen) == 2)
+        await queue.stop()
+
+    run(scenario)
+    assert sorted(seen) == ["a", "b"]
+
+
+def test_failures_alike_are_logged_once_a_minute_not_once_each(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A thousand keys failing with the same error: one line with its traceback; a minute
+    later one line counting the rest."""
+    now = [0.0]
+    failures = workqueue.FailureLog(clock=lambda: now[0])
+    error = RuntimeError("the API server is away")
+    with caplog.at_level("ERROR", logger="conveyor.runtime.workqueue"):
+        for i in range(1000):
+            failures.failed(job(f"j{i}"), error, 1.0)
+        assert len(caplog.records) == 1 and caplog.records[0].exc_info is not None
+        now[0] = 61.0
+        failures.failed(job("late"), error, 1.0)
+    assert len(caplog.records) == 2
+    assert "999 more job failures like it" in caplog.records[1].getMessage()

@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
@@ -87,6 +88,9 @@ class Informer:
         self.events_seen = 0
         self.lists = 0
         self.objects = 0
+        self.failing_since: float | None = None
+        """When listing began to fail (monotonic), while it fails; the store is stale then."""
+        self.last_error = ""
         self._stopping = threading.Event()
         self._responses: set[Any] = set()  # open watch streams, for stop() to cut
         self._task: asyncio.Task[None] | None = None
@@ -109,6 +113,9 @@ class Informer:
         while not self._stopping.is_set():
             try:
                 await self.relist()
+                if self.failing_since is not None:
+                    log.info("%s: listed again after %s", self.name, self.last_error)
+                self.failing_since = None
                 self.synced.set()
                 while not self._stopping.is_set():
                     await self._watch_once()
@@ -122,8 +129,11 @@ class Informer:
                 if self._stopping.is_set():
                     return
                 failures += 1
+                if self.failing_since is None:
+                    self.failing_since = time.monotonic()
+                self.last_error = _describe(error)
                 delay = relist_delay(failures)
-                log.warning("%s: %r; listing again in %.1f s", self.name, error, delay)
+                log.warning("%s: %s; listing again in %.1f s", self.name, self.last_error, delay)
                 await asyncio.sleep(delay)
 
     def _cut_streams(self) -> None:
@@ -260,6 +270,14 @@ class Informer:
         if self._namespace_filter is not None and not self._namespace_filter(namespace):
             return None
         return self._store.apply(obj, deleted=deleted)
+
+
+def _describe(error: BaseException) -> str:
+    status = getattr(error, "status", None)
+    if status is not None:
+        reason = getattr(error, "reason", None) or str(error)
+        return f"{status} {reason}".strip()
+    return repr(error)[:300]
 
 
 def _gone(error: BaseException) -> bool:

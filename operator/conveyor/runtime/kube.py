@@ -41,9 +41,13 @@ T = TypeVar("T")
 class ConflictError(Exception):
     """The object already exists (409)."""
 
+    status = 409
+
 
 class NotFoundError(Exception):
     """The object does not exist (404)."""
+
+    status = 404
 
 
 class FencedError(Exception):

@@ -41,6 +41,11 @@ LEADER = Gauge(
     "conveyor_leader",
     "1 while this replica may act (it holds the lease, or runs without election), else 0",
 )
+WATCH_HEALTHY = Gauge(
+    "conveyor_watch_healthy",
+    "1 while the watch lists (or failed only a moment ago), 0 while the operator holds back",
+    ["watch"],
+)
 EVENTS_DROPPED = Counter(
     "conveyor_events_dropped_total", "Kubernetes Events not posted because too many were waiting"
 )

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -25,8 +26,12 @@ import kubernetes
 from conveyor.api.v1alpha1 import GROUP, VERSION
 from conveyor.core import namespaces as namespace_rules
 from conveyor.core import naming
+from conveyor.runtime import metrics
 from conveyor.runtime.cache import Cache, Resource
 from conveyor.runtime.informer import Informer, Lister
+from conveyor.runtime.workqueue import WorkQueue
+
+log = logging.getLogger(__name__)
 
 
 class Watches:
@@ -102,15 +107,56 @@ class Watches:
         began = loop.time()
         await asyncio.gather(*(informer.synced.wait() for informer in self.informers))
         counts = ", ".join(f"{informer.objects} {informer.name}" for informer in self.informers)
-        logging.getLogger(__name__).info(
-            "listed %s in %.2f s: deciding", counts, loop.time() - began
-        )
+        log.info("listed %s in %.2f s: deciding", counts, loop.time() - began)
 
     def health(self) -> dict[str, Any]:
         return {
-            informer.name: {"synced": informer.synced.is_set(), "events": informer.events_seen}
+            informer.name: {
+                "synced": informer.synced.is_set(),
+                "events": informer.events_seen,
+                "failing": informer.last_error if informer.failing_since is not None else None,
+            }
             for informer in self.informers
         }
+
+    def stale(self, grace: float) -> dict[str, str]:
+        """The watches the operator may not act on: listing has failed for more than `grace`
+        seconds (their objects may be long gone, or never were). PriorityClasses only order
+        queues, and never stop it."""
+        now = time.monotonic()
+        found = {}
+        for informer in self.informers:
+            since = informer.failing_since
+            healthy = since is None or now - since <= grace
+            metrics.WATCH_HEALTHY.labels(informer.name).set(1 if healthy else 0)
+            if not healthy and not informer.name.startswith(Resource.PRIORITY_CLASSES.value):
+                found[informer.name] = informer.last_error
+        return found
+
+    async def guard(self, work: Callable[[], WorkQueue | None], grace: float = 5.0) -> None:
+        """Hold the controller's work while a watch is stale, and let it go on once it lists
+        again: deciding from a stale copy beside fresh pods (a resource deleted, its RBAC
+        revoked) would recreate or fail jobs that are not there."""
+        held: dict[str, str] = {}
+        while True:
+            stale = self.stale(grace)
+            queue = work()
+            if stale and not held:
+                log.warning(
+                    "not acting: %s",
+                    "; ".join(
+                        f"{name} cannot be listed ({error})" for name, error in stale.items()
+                    ),
+                )
+            elif held and not stale:
+                log.info("acting again: every watch lists")
+            held = stale
+            if queue is not None:
+                if stale and not queue.paused:
+                    queue.pause()
+                elif not stale and queue.paused:
+                    queue.resume()
+            await asyncio.sleep(1.0)
 
     async def stop(self) -> None:
         await asyncio.gather(*(informer.stop() for informer in self.informers))

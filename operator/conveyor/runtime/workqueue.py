@@ -29,7 +29,14 @@ objects and asks anew.
 A reconcile that raises is retried after an exponential backoff per key
 (`core.backoff`: 1 s, 2 s, 4 s ... 60 s, jittered), so a persistent error (a
 forbidden namespace, an API outage) does not become a busy loop; a success
-forgets the key's failures.
+forgets the key's failures. Failures are logged by kind: the first of a kind
+with its traceback, the rest counted and summed up once a minute, so that
+ten thousand keys failing alike during an outage write a few lines, not ten
+thousand a minute.
+
+The queue can be paused (`pause`): keys keep collecting, deduplicated, and
+nothing is processed until `resume`; the operator does that while one of its
+watches cannot list.
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ import enum
 import heapq
 import itertools
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import NamedTuple
 
@@ -131,6 +139,9 @@ class WorkQueue:
         self._due: dict[Key, datetime.datetime] = {}
         self._timers_changed = asyncio.Event()
         self._failures: dict[Key, int] = {}
+        self._failure_log = FailureLog(clock=time.monotonic)
+        self._running = asyncio.Event()
+        self._running.set()
         self._tasks: list[asyncio.Task[None]] = []
 
     # ------------------------------------------------------------ adding
@@ -169,6 +180,17 @@ class WorkQueue:
         """The key succeeded: its next failure backs off from the start."""
         self._failures.pop(key, None)
 
+    def pause(self) -> None:
+        """Process nothing until `resume` (keys keep collecting)."""
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
     def clock_moved(self) -> None:
         """Look at the wake-up times again (for a clock that jumps, in tests)."""
         self._timers_changed.set()
@@ -203,7 +225,11 @@ class WorkQueue:
 
     async def _next(self) -> Key:
         while True:
+            await self._running.wait()
             rank, order, key = await self._ready.get()
+            if not self._running.is_set():
+                self._ready.put_nowait((rank, order, key))  # paused meanwhile: put it back
+                continue
             if self._queued.get(key) == (rank, order):
                 del self._queued[key]
                 return key
@@ -220,10 +246,7 @@ class WorkQueue:
                 raise
             except Exception as error:
                 delay = self.add_rate_limited(key)
-                if self._failures[key] == 1:
-                    log.exception("%s failed; retrying in %.1fs", key, delay)
-                else:
-                    log.error("%s failed again (%r); retrying in %.1fs", key, error, delay)
+                self._failure_log.failed(key, error, delay)
                 metrics.RETRIES.labels(key.kind.label).inc()
             finally:
                 self._processing.discard(key)
@@ -243,3 +266,39 @@ class WorkQueue:
             timeout = (self._timers[0][0] - now).total_seconds() if self._timers else None
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._timers_changed.wait(), timeout)
+
+
+class FailureLog:
+    """Reconcile failures, logged by kind: the first with its traceback, then once a minute
+    a line with how many more there were."""
+
+    INTERVAL = 60.0
+
+    def __init__(self, *, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._kinds: dict[tuple[str, str, str], tuple[float, int]] = {}
+
+    def failed(self, key: Key, error: Exception, delay: float) -> None:
+        kind = (key.kind.label, type(error).__name__, str(error)[:160])
+        now = self._clock()
+        known = self._kinds.get(kind)
+        if known is None:
+            self._kinds[kind] = (now, 0)
+            log.error("%s failed; retrying in %.1fs", key, delay, exc_info=error)
+            return
+        since, more = known
+        if now - since < self.INTERVAL:
+            self._kinds[kind] = (since, more + 1)
+            return
+        self._kinds[kind] = (now, 0)
+        log.error(
+            "%s failed again (%d more %s failures like it in the last %.0fs): %s: %s; "
+            "retrying in %.1fs",
+            key,
+            more,
+            key.kind.label,
+            now - since,
+            type(error).__name__,
+            str(error)[:500],
+            delay,
+        )
