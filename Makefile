@@ -33,8 +33,8 @@ crds: $(STAMP) ## regenerate crds/ (and the chart's copy) from the pydantic mode
 
 .PHONY: lint
 lint: $(STAMP) ## ruff, mypy (strict on the core), import layering, CRDs up to date
-	$(BIN)/ruff check operator tests
-	$(BIN)/ruff format --check operator tests
+	$(BIN)/ruff check operator tests bench chaos
+	$(BIN)/ruff format --check operator tests bench chaos
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/python -m conveyor.api.crd --check crds
@@ -68,6 +68,13 @@ BENCH_ARGS ?=
 .PHONY: bench
 bench: $(STAMP) ## benchmarks on the local cluster with kwok nodes (long; not in test): BENCH_ARGS="--jobs 500"
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+CHAOS_ARGS ?=
+
+.PHONY: chaos
+chaos: $(STAMP) ## fault injection on the local cluster, with figures (~40 min; restarts its components): CHAOS_ARGS="--quick"
+	bash tests/cluster/up.sh
+	$(BIN)/python -m chaos $(CHAOS_ARGS)
 
 # ---------------------------------------------------------------- image, chart, demo, e2e
 HELM ?= $(firstword $(wildcard $(CLUSTER_DIR)/bin/helm) $(wildcard /var/cache/conveyor/bin/helm-*/helm) helm)
