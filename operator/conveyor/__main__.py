@@ -73,6 +73,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="threads (and pooled connections) for API calls (default 32)",
     )
     parser.add_argument(
+        "--operator-id",
+        default=os.environ.get("CONVEYOR_OPERATOR_ID", ""),
+        help=(
+            "this operator's name on the pods it creates, shared by the replicas of one "
+            "release, so that another operator acting in the same namespaces is reported "
+            "(default: the Lease's namespace/name with leader election, else the host name)"
+        ),
+    )
+    parser.add_argument(
         "--log-level",
         default=os.environ.get("CONVEYOR_LOG_LEVEL", "INFO"),
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
@@ -110,6 +119,15 @@ def identity() -> str:
     return os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
 
 
+def operator_id(args: argparse.Namespace) -> str:
+    """The operator's identity on its pods (see `runtime.rivals`)."""
+    if args.operator_id:
+        return str(args.operator_id)
+    if args.leader_election:
+        return f"{args.leader_election_namespace}/{args.leader_election_name}"
+    return socket.gethostname()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(
@@ -143,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     tasks: list[asyncio.Task[None]] = []
 
     async def term(watching: Watches) -> Controller:
-        controller = Controller(api, cache, workers=args.workers)
+        controller = Controller(api, cache, workers=args.workers, identity=operator_id(args))
         controllers[:] = [controller]
         controller.resync()
         if watching.stale(GRACE):

@@ -80,7 +80,9 @@ class Admitter:
         work: WorkQueue,
         *,
         clock: Callable[[], datetime.datetime],
+        identity: str = "",
     ) -> None:
+        self._identity = identity
         self._api = api
         self._cache = cache
         self._work = work
@@ -152,6 +154,7 @@ class Admitter:
                 attempt=attempt,
                 effective=effective,
                 now=self._clock(),
+                operator=self._identity,
             )
             created, received = await self._create_or_read(record.namespace, name, body)
         except podspec.TemplateError as error:

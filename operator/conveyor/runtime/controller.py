@@ -15,8 +15,9 @@ Changes come from the cache (`cache.Listener`), with the record before and
 after: a job's change reconciles the job, unless it is the echo of the
 operator's own write; a change of its phase also looks again at the jobs that
 depend on it, its recurring parent, and its queue's counts. A pod's change
-reconciles its job and updates its queue's occupancy. A queue's new spec
-looks again at its limits and at the jobs that wait in it.
+reconciles its job and updates its queue's occupancy; a new pod made by
+another operator is reported (`rivals`). A queue's new spec looks again at
+its limits and at the jobs that wait in it.
 """
 
 from __future__ import annotations
@@ -28,10 +29,11 @@ from collections.abc import Callable
 from conveyor.runtime import events, kube, metrics
 from conveyor.runtime.admitter import Admitter
 from conveyor.runtime.cache import Cache
-from conveyor.runtime.job_reconciler import JobReconciler, write_status
+from conveyor.runtime.job_reconciler import JobReconciler, subject, write_status
 from conveyor.runtime.queue_status import INTERVAL, QueueStatusWriter
 from conveyor.runtime.records import JobRecord, PodRecord, QueueRecord
 from conveyor.runtime.recurring_reconciler import RecurringReconciler
+from conveyor.runtime.rivals import Rivals
 from conveyor.runtime.workqueue import Key, Kind, WorkQueue, utcnow
 
 log = logging.getLogger(__name__)
@@ -48,12 +50,15 @@ class Controller:
         *,
         workers: int = 16,
         clock: Callable[[], datetime.datetime] = utcnow,
+        identity: str = "conveyor",
     ) -> None:
+        """`identity`: this operator's release, written on its pods (see `rivals`)."""
         self.cache = cache
         self.clock = clock
         self.work = WorkQueue(self._dispatch, workers=workers, clock=clock)
         self.recorder = events.EventRecorder(api, clock=clock)
-        self.admitter = Admitter(api, cache, self.work, clock=clock)
+        self.rivals = Rivals(identity, clock=clock)
+        self.admitter = Admitter(api, cache, self.work, clock=clock, identity=identity)
         self.jobs = JobReconciler(api, cache, self.admitter, self.recorder, clock=clock)
         self.recurring = RecurringReconciler(
             api,
@@ -62,7 +67,7 @@ class Controller:
             lambda record, status: write_status(api, cache, record, status),
             clock=clock,
         )
-        self.queue_status = QueueStatusWriter(api, cache, self.admitter, clock=clock)
+        self.queue_status = QueueStatusWriter(api, cache, self.admitter, self.rivals, clock=clock)
         cache.listen(self)
 
     def start(self) -> None:
@@ -114,6 +119,23 @@ class Controller:
         self.work.add(Key(Kind.JOB, pod.namespace, pod.job))
         if after is None:
             self.jobs.forget_pod(pod.namespace, pod.view.name)
+        elif before is None:
+            self._check_creator(after)
+
+    def _check_creator(self, pod: PodRecord) -> None:
+        """A pod newly seen: report it if another operator made it (see `rivals`)."""
+        event = self.rivals.saw_pod(pod.namespace, pod.creator)
+        if event is None:
+            return
+        job = self.cache.job(pod.namespace, pod.job)
+        if job is not None:
+            self.recorder.record(subject(job), [event])
+        until = self.rivals.until(pod.namespace)
+        for namespace, queue in self.cache.queues.known():
+            if namespace == pod.namespace:
+                self.work.add(Key(Kind.QUEUE_STATUS, namespace, queue))
+                if until is not None:  # and again once the conflict is over
+                    self.work.add_after(Key(Kind.QUEUE_STATUS, namespace, queue), until)
 
     def queue_changed(self, before: QueueRecord | None, after: QueueRecord | None) -> None:
         """A queue appeared, went, or changed its spec. Changes of its status alone (its own

@@ -50,6 +50,12 @@ EVENTS_DROPPED = Counter(
     "conveyor_events_dropped_total", "Kubernetes Events not posted because too many were waiting"
 )
 
+FOREIGN_PODS = Counter(
+    "conveyor_foreign_pods_total",
+    "Pods created by another Conveyor operator in a namespace this one acts in",
+    ["namespace"],
+)
+
 
 def serve(port: int) -> None:
     start_http_server(port)
