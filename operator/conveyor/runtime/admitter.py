@@ -27,6 +27,15 @@ Jobs ready to start whose status was never written (a job submitted a moment
 ago) are not written Queued at once: most are admitted within the next pass,
 and the Queued write would be wasted. A pass that leaves such a job waiting
 asks for its Queued write, last in the work queue (priority INFORM).
+
+A start that fails for a reason not the job's own (the API server answers
+500 or 429, a timeout) frees the slot and raises, so the job's key is retried
+with the work queue's backoff. But that retry would offer the job again at
+once, a successful reconcile that resets the work queue's count: admitted,
+failed, offered, admitted, failed, twenty times a second per job during an
+outage. So the admitter holds such a job back itself (`_held`), for a backoff
+that grows with its failed starts in a row (`workqueue.retry_delay`: 1 s up
+to 60 s), and lets it be offered again only after.
 """
 
 from __future__ import annotations
@@ -42,7 +51,7 @@ from conveyor.core.effective import Effective
 from conveyor.runtime import kube, metrics
 from conveyor.runtime.cache import Cache
 from conveyor.runtime.records import JobRecord, PodRecord
-from conveyor.runtime.workqueue import Key, Kind, Priority, WorkQueue
+from conveyor.runtime.workqueue import Key, Kind, Priority, WorkQueue, retry_delay
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +100,8 @@ class Admitter:
         self._member_of: dict[JobRef, str] = {}
         """The queue each job waits in or holds a reservation of."""
         self._passed_over: set[JobRef] = set()
+        self._held: dict[JobRef, tuple[int, datetime.datetime]] = {}
+        """Jobs whose start failed, not by their fault: failures in a row, held until when."""
 
     # ------------------------------------------------------------ the job reconciler's side
 
@@ -102,7 +113,12 @@ class Admitter:
         )
 
     def offer(self, record: JobRecord, effective: Effective) -> None:
-        """The job is ready to start: put it in its queue's line (or update its place)."""
+        """The job is ready to start: put it in its queue's line (or update its place), unless
+        its last start failed a moment ago: then its key comes back when its backoff ends."""
+        held = self._held.get((record.namespace, record.name))
+        if held is not None and held[1] > self._clock():
+            self._work.add_after(Key(Kind.JOB, record.namespace, record.name), held[1])
+            return
         self._leave_other_queue(record)
         ref = (record.namespace, record.queue)
         queue = self._queue(ref)
@@ -130,6 +146,10 @@ class Admitter:
 
     def withdraw(self, namespace: str, name: str) -> None:
         """The job is not ready to start (or gone): out of line, and its unused slot freed."""
+        self._held.pop((namespace, name), None)
+        self._leave(namespace, name)
+
+    def _leave(self, namespace: str, name: str) -> None:
         self._passed_over.discard((namespace, name))
         queue_name = self._member_of.pop((namespace, name), None)
         if queue_name is None:
@@ -161,14 +181,21 @@ class Admitter:
             self.withdraw(record.namespace, record.name)
             return Refusal(f"the pod template cannot be used: {error}")
         except kube.ApiError as error:
-            self.withdraw(record.namespace, record.name)
             if error.status in (400, 422):
+                self.withdraw(record.namespace, record.name)
                 return Refusal(f"the API server refused the attempt's pod: {error.message}")
             if error.refused_by_policy:
+                self.withdraw(record.namespace, record.name)
                 return Refusal(
                     f"the namespace's policy refused the attempt's pod: {error.message}",
                     forbidden=True,
                 )
+            self._leave(record.namespace, record.name)
+            self._hold(record)
+            raise
+        except Exception:
+            self._leave(record.namespace, record.name)
+            self._hold(record)
             raise
         except BaseException:
             self.withdraw(record.namespace, record.name)
@@ -188,7 +215,15 @@ class Admitter:
             queue.occupancy.release(record.name)
         self._member_of.pop((record.namespace, record.name), None)
         self._passed_over.discard((record.namespace, record.name))
+        self._held.pop((record.namespace, record.name), None)
         return None
+
+    def _hold(self, record: JobRecord) -> None:
+        """Its start failed, not by its fault: not offered again until a backoff has passed."""
+        ref = (record.namespace, record.name)
+        failures = self._held.get(ref, (0, self._clock()))[0] + 1
+        until = self._clock() + datetime.timedelta(seconds=retry_delay(failures))
+        self._held[ref] = (failures, until)
 
     async def _create_or_read(
         self, namespace: str, name: str, body: dict[str, Any]
