@@ -15,7 +15,7 @@ from typing import Any
 import kubernetes
 import pytest
 from aiohttp import web
-from prometheus_client import REGISTRY
+from prometheus_client import REGISTRY, CollectorRegistry, Histogram
 from prometheus_client.core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -314,6 +314,29 @@ def test_a_refused_request_is_counted_by_verb_resource_and_status() -> None:
 
 
 # ------------------------------------------------------------ the exposition
+
+
+def test_a_loop_histogram_reads_as_prometheus_clients_own() -> None:
+    """The same observations (one on a bound, one past the last) give the same samples as a
+    prometheus_client Histogram: cumulative buckets, +Inf, count and sum."""
+    registry = CollectorRegistry()
+    theirs = Histogram("theirs_seconds", "t", ["k"], buckets=(0.1, 1, 10), registry=registry)
+    ours = metrics.LoopHistogram("ours_seconds", "o", ["k"], buckets=(0.1, 1, 10))
+    try:
+        for amount in (0.05, 0.1, 0.5, 1, 3, 99):
+            theirs.labels("a").observe(amount)
+            ours.labels("a").observe(amount)
+        expected = [
+            (s.name.replace("theirs", "ours"), s.labels, s.value)
+            for family in registry.collect()
+            for s in family.samples
+            if not s.name.endswith("_created")
+        ]
+        got = [(s.name, s.labels, s.value) for family in ours.collect() for s in family.samples]
+        assert got == expected
+        assert ("ours_seconds_bucket", {"k": "a", "le": "1.0"}, 4) in got
+    finally:
+        REGISTRY.unregister(ours)
 
 
 def test_the_exposition_has_the_build_the_leader_and_the_counters() -> None:

@@ -41,6 +41,9 @@ def served() -> dict[str, tuple[str, frozenset[str]]]:
     """{name: (type, labels)} of every conveyor_ metric in the registry."""
     wrappers = [m for m in vars(metrics).values() if isinstance(m, MetricWrapperBase)]
     labels_of = {wrapper._name: frozenset(wrapper._labelnames) for wrapper in wrappers}
+    for histogram in vars(metrics).values():
+        if isinstance(histogram, metrics.LoopHistogram):
+            labels_of[histogram.name] = frozenset(histogram.labelnames)
     labels_of["conveyor_build"] = frozenset({"version", "python"})
     for family in metrics.StateCollector().describe():
         labels_of[family.name] = frozenset(family._labelnames)

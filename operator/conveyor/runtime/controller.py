@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter
 
 from conveyor.runtime import events, kube, metrics
 from conveyor.runtime.admitter import Admitter
@@ -234,7 +234,7 @@ class Controller:
 class _Counted:
     """The reconcile metrics of one kind of key, bound once."""
 
-    time: Histogram
+    time: metrics.Observations
     errors: Counter
     success: Counter
     error: Counter
