@@ -272,7 +272,7 @@ class Progress:
                     await asyncio.to_thread(self.operator.scrape), "conveyor_workqueue_depth"
                 )
                 if depth:
-                    d = max(depth.values())
+                    d = sum(depth.values())  # by kind of key
                     self.max_queue_depth = max(self.max_queue_depth, d)
                     msg += f", operator queue {d:.0f}"
                 others = check_no_other_operator(self.ctx, [self.ctx.ns(self.phase)])
