@@ -25,6 +25,7 @@ import sys
 from typing import Any
 
 import kopf
+from aiohttp import web
 
 from conveyor.runtime import metrics
 from conveyor.runtime.cache import Cache
@@ -139,8 +140,6 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("kopf.activities.probe", "aiohttp.access", "leaderelection"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
-    if args.metrics_port:
-        metrics.serve(args.metrics_port)
     api = ClientKubeApi(threads=args.api_threads)
     cache = Cache()
     leadership = (
@@ -159,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     controllers: list[Controller] = []
     watches: list[Watches] = []
     tasks: list[asyncio.Task[None]] = []
+    servers: list[web.AppRunner] = []
 
     async def term(watching: Watches) -> Controller:
         controller = Controller(api, cache, workers=args.workers, identity=operator_id(args))
@@ -167,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         if watching.stale(GRACE):
             controller.work.pause()  # the guard lets it go once every watch lists
         controller.start()
+        metrics.STATE.follow(controller)
         return controller
 
     async def decide(watching: Watches) -> None:
@@ -179,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
             await leadership.acquired()
             controller = await term(watching)
             await leadership.lost()
+            metrics.STATE.follow(None)
             await controller.stop()
             log.warning("this term is over; following until the lease is ours again")
 
@@ -186,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.posting.enabled = False
         settings.scanning.disabled = True
+        if args.metrics_port:
+            servers.append(await metrics.serve(args.metrics_port))
         watching = Watches(api.client, cache, namespaces=args.namespace, in_pool=api.run_blocking)
         watches.append(watching)
         watching.start()
@@ -217,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
             await asyncio.to_thread(leadership.release)
         for watching in watches:
             await watching.stop()
+        for server in servers:
+            await server.cleanup()
 
     asyncio.run(
         kopf.operator(

@@ -46,7 +46,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from conveyor.core import admission, naming, podspec
+from conveyor.core import admission, lifecycle, naming, podspec
 from conveyor.core.effective import Effective
 from conveyor.runtime import kube, metrics
 from conveyor.runtime.cache import Cache
@@ -205,7 +205,7 @@ class Admitter:
             self.withdraw(record.namespace, record.name)
             return Refusal(f"a pod named {name} exists and is not attempt {attempt} of this job")
         if received is not None:
-            metrics.ATTEMPTS_STARTED.labels(record.namespace, record.queue).inc()
+            _count_start(record, attempt, received)
         self._cache.created_pod(pod)
         queue = self._queues.get((record.namespace, record.queue))
         if queue is not None and queue.occupancy is not None:
@@ -349,3 +349,13 @@ class Admitter:
             for pod in self._cache.pods_of_queue(*ref):
                 queue.occupancy.observe(pod.uid, live=pod.view.live, created_at=pod.view.created_at)
         return queue.occupancy
+
+
+def _count_start(record: JobRecord, attempt: int, created: datetime.datetime) -> None:
+    """Count an attempt started; the first one also tells how long the job waited for it."""
+    metrics.ATTEMPTS_STARTED.labels(record.namespace, record.queue).inc()
+    if attempt == 1:
+        view = record.view()
+        since = max(record.created_at, lifecycle.first_start_at(view) or record.created_at)
+        waited = (created - since).total_seconds()
+        metrics.ADMISSION_WAIT.labels(record.namespace, record.queue).observe(max(waited, 0.0))

@@ -18,13 +18,22 @@ depend on it, its recurring parent, and its queue's counts. A pod's change
 reconciles its job and updates its queue's occupancy; a new pod made by
 another operator is reported (`rivals`). A queue's new spec looks again at
 its limits and at the jobs that wait in it.
+
+Each reconcile is counted by kind and result, and timed
+(`conveyor_reconcile_*`); the controller also reports its queues' counts and
+its work queue's depth when Prometheus scrapes (`metrics.State`).
 """
 
 from __future__ import annotations
 
 import datetime
+import functools
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+
+from prometheus_client import Counter
 
 from conveyor.runtime import events, kube, metrics
 from conveyor.runtime.admitter import Admitter
@@ -154,20 +163,30 @@ class Controller:
     # ------------------------------------------------------------ keys → reconcilers
 
     async def _dispatch(self, key: Key) -> None:
+        began = time.perf_counter()
+        counted = _COUNTED[key.kind]
         try:
-            with metrics.RECONCILE_SECONDS.labels(key.kind.label).time():
-                wake_at = await self._reconcile(key)
+            wake_at = await self._reconcile(key)
         except kube.FencedError:
             # No longer the leader: this controller is being stopped, and the next term's
             # begins by looking at everything again.
             log.debug("%s: not written, not the leader", key)
-            return
+            wake_at = None
         except kube.NamespaceTerminatingError:
             # Its namespace is being deleted, and everything in it with it: nothing to do.
             log.info("%s: its namespace is being deleted; leaving it", key)
+            wake_at = None
+        except Exception:
+            counted.time.observe(time.perf_counter() - began)
+            counted.error.inc()
+            counted.errors.inc()
+            raise  # the work queue retries it
+        counted.time.observe(time.perf_counter() - began)
+        if wake_at is None:
+            counted.success.inc()
             return
-        if wake_at is not None:
-            self.work.add_after(key, wake_at)
+        counted.requeue_after.inc()
+        self.work.add_after(key, wake_at)
 
     async def _reconcile(self, key: Key) -> datetime.datetime | None:
         if key.kind is Kind.JOB:
@@ -188,6 +207,52 @@ class Controller:
     def _queue_status_soon(self, namespace: str, queue: str) -> None:
         if queue:
             self.work.add_after(Key(Kind.QUEUE_STATUS, namespace, queue), self.clock() + INTERVAL)
+
+    # ------------------------------------------------------------ state, for the scrape
+
+    def queue_states(self) -> Iterator[metrics.QueueState]:
+        """Every queue's jobs by phase, as the cache counts them now (`metrics.State`)."""
+        now = self.clock()
+        for namespace, name in self.cache.queues.known():
+            record = self.cache.queue(namespace, name)
+            if record is None:
+                continue
+            oldest = self.cache.oldest_pending(namespace, name)
+            yield metrics.QueueState(
+                namespace,
+                name,
+                self.cache.counts(namespace, name),
+                max((now - oldest).total_seconds(), 0.0) if oldest else 0.0,
+                paused=record.spec is None or record.spec.paused,
+            )
+
+    def work_queue_depth(self) -> Mapping[str, int]:
+        return self.work.depth()
+
+
+@dataclass(frozen=True)
+class _Counted:
+    """The reconcile metrics of one kind of key, bound once."""
+
+    time: metrics.Observations
+    errors: Counter
+    success: Counter
+    error: Counter
+    requeue_after: Counter
+
+    @classmethod
+    def of(cls, kind: Kind) -> _Counted:
+        result = functools.partial(metrics.RECONCILES.labels, kind.label)
+        return cls(
+            time=metrics.RECONCILE_TIME.labels(kind.label),
+            errors=metrics.RECONCILE_ERRORS.labels(kind.label),
+            success=result("success"),
+            error=result("error"),
+            requeue_after=result("requeue_after"),
+        )
+
+
+_COUNTED = {kind: _Counted.of(kind) for kind in Kind}
 
 
 def _phase(record: JobRecord | None) -> object:

@@ -6,8 +6,8 @@ the queue; written on every change, a draining queue would cost one write
 per job. So the controller asks for a write one second after the first
 change (`work.add_after` keeps the earliest), and this writes what the cache
 counts then, skipping the write when only the oldest pending age moved a
-little. The Prometheus gauges of the queue are set at the same moment, every
-phase of them, so a phase that drops to zero reads zero.
+little. The Prometheus gauges of a queue's counts read the same tallies, at
+scrape time (`metrics.StateCollector`).
 
 While another operator acts in the queue's namespace (`rivals`), the queue
 shows it in its `OperatorConflict` condition: its limits cannot hold.
@@ -21,13 +21,12 @@ from typing import Literal
 
 from conveyor.api.v1alpha1 import Condition, JobQueueStatus
 from conveyor.core import conditions
-from conveyor.runtime import kube, metrics
+from conveyor.runtime import kube
 from conveyor.runtime.admitter import Admitter
 from conveyor.runtime.cache import Cache
 from conveyor.runtime.rivals import CONDITION, Rivals
 
 INTERVAL = datetime.timedelta(seconds=1)
-PHASES = ("Pending", "Blocked", "Delayed", "Queued", "Running", "BackingOff", "Succeeded", "Failed")
 AGE_TOLERANCE_SECONDS = 10
 """The oldest pending age alone is rewritten only when it moved more than this."""
 
@@ -85,11 +84,6 @@ class QueueStatusWriter:
                 record.generation,
             ),
             observed_generation=record.generation,
-        )
-        for phase in PHASES:
-            metrics.QUEUE_JOBS.labels(namespace, queue, phase).set(counts.get(phase, 0))
-        metrics.QUEUE_OLDEST_PENDING.labels(namespace, queue).set(
-            status.oldest_pending_seconds or 0
         )
         if _same_counts(status, record.status):
             return
