@@ -65,8 +65,15 @@ run: $(STAMP) ## run the operator locally against the current kubeconfig
 
 BENCH_ARGS ?=
 
+BENCH_STAMP := $(VENV)/.bench-$(shell sha1sum pyproject.toml | cut -c1-12)
+
+$(BENCH_STAMP): $(STAMP)
+	@echo "[make] installing the benchmark's extras (matplotlib) into $(VENV)"
+	@$(BIN)/pip install --quiet -e '.[bench]'
+	@rm -f $(VENV)/.bench-* && touch $@
+
 .PHONY: bench
-bench: $(STAMP) ## benchmarks on the local cluster with kwok nodes (long; not in test): BENCH_ARGS="--jobs 500"
+bench: $(BENCH_STAMP) ## benchmarks on the local cluster with kwok nodes (long; not in test): BENCH_ARGS="--jobs 500"
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 CHAOS_ARGS ?=

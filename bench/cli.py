@@ -16,11 +16,20 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import cluster, phases, report, workloads
+from bench import cluster, growth, phases, report, workloads
 from bench.cluster import ROOT, Kwok, log
 from bench.kube import Kube
 
-ALL_PHASES = ["latency", "limit", "conveyor", "restart", "job-default", "job-tuned"]
+ALL_PHASES = [
+    "latency",
+    "limit",
+    "conveyor",
+    "restart",
+    "growth",
+    "job-default",
+    "job-tuned",
+    "kueue",
+]
 STATE_DIR = Path(os.environ.get("CONVEYOR_BENCH_STATE", "/tmp/conveyor-bench"))
 DEFAULT_TUNED = "--kube-api-qps=1000 --kube-api-burst=2000 --concurrent-job-syncs=50"
 
@@ -36,8 +45,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument(
         "--shape",
-        default="1,20",
-        help="Conveyor runs, as numbers of queues the jobs are spread over (1,20)",
+        default="0,1,20",
+        help="Conveyor runs, as numbers of queues the jobs are spread over; 0: jobs that "
+        "name no queue, so no concurrency cap, like the Job baselines (0,1,20)",
     )
     p.add_argument(
         "--per-queue-concurrency",
@@ -89,6 +99,51 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"controller-manager flags of the tuned Job baseline ({DEFAULT_TUNED})",
     )
     p.add_argument(
+        "--growth-steps",
+        default=None,
+        help="finished jobs in the namespace at each step of the growth phase "
+        "(0,J,5J for --jobs J: 0,10000,50000)",
+    )
+    p.add_argument(
+        "--growth-batch",
+        type=int,
+        default=None,
+        help="new jobs waiting at each growth step's restart (--concurrency, at most --jobs)",
+    )
+    p.add_argument("--kueue-jobs", type=int, default=None, help="Jobs for the kueue phase (--jobs)")
+    p.add_argument(
+        "--kueue-quota",
+        type=int,
+        default=None,
+        help="pods the Kueue ClusterQueue admits at once (--concurrency, as Conveyor's queue)",
+    )
+    p.add_argument(
+        "--kueue-client-qps",
+        type=float,
+        default=1000,
+        help="Kueue manager's API client budget, as the tuned controller-manager's (1000; "
+        "Kueue's default is 20)",
+    )
+    p.add_argument("--kueue-client-burst", type=int, default=2000, help="its burst (2000)")
+    p.add_argument(
+        "--kwok-nice",
+        type=int,
+        default=-10,
+        help="kwok's CPU priority (nice value; -10: it takes the CPU it needs before the "
+        "control plane, as kubelets on their own machines would) (-10)",
+    )
+    p.add_argument(
+        "--kwok-parallelism",
+        type=int,
+        default=64,
+        help="kwok's podPlayStageParallelism: pod stage writes in flight at once (64)",
+    )
+    p.add_argument(
+        "--kwok-stages",
+        default=str(cluster.STAGES),
+        help="kwok's stages (bench/kwok/stages.yaml; another file for experiments)",
+    )
+    p.add_argument(
         "--pod-timeline",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -134,6 +189,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--keep-namespaces", action="store_true", help="leave each phase's namespace")
     args = p.parse_args(argv)
     args.shapes = [int(s) for s in args.shape.split(",") if s.strip()]
+    if args.kueue_quota is None:
+        args.kueue_quota = args.concurrency
+    args.growth_step_list = (
+        [int(s) for s in args.growth_steps.split(",") if s.strip()]
+        if args.growth_steps
+        else [0, args.jobs, 5 * args.jobs]
+    )
+    if args.growth_batch is None:
+        args.growth_batch = min(args.concurrency, args.jobs)
     args.phase_list = [x.strip() for x in args.phases.split(",") if x.strip()]
     unknown = set(args.phase_list) - set(ALL_PHASES)
     if unknown:
@@ -147,9 +211,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def is_full_size(args: argparse.Namespace) -> bool:
     return (
         (args.jobs, args.concurrency, args.shapes, args.per_queue_concurrency)
-        == (10_000, 1000, [1, 20], None)
+        == (10_000, 1000, [0, 1, 20], None)
         and args.phase_list == ALL_PHASES
         and args.job_default_jobs in (None, args.jobs)
+        and args.kueue_jobs in (None, args.jobs)
+        and args.growth_step_list == [0, 10_000, 50_000]
         and args.fail_percent == 0
         and not args.run_for
         and not args.bypass_scheduler
@@ -180,16 +246,24 @@ async def run(args: argparse.Namespace, argv: list[str]) -> int:
     def save(final: bool) -> None:
         results["meta"]["duration_seconds"] = round(time.time() - started, 1)
         results["meta"]["complete"] = final
-        report.write(results, out_dir, docs if (final and update_docs) else None)
+        report.write(results, out_dir, docs if (final and update_docs) else None, plot=final)
 
     async with Kube(args.kubeconfig, connections=max(args.submit_concurrency, 16) + 16) as kube:
         server = await kube.get("/version")
         results["meta"]["versions"] = report.versions(server)
         # a run that died while the tuned controller-manager ran left it so
         await asyncio.to_thread(cluster.kcm, "reset")
-        if {"latency", "conveyor", "restart"} & set(args.phase_list):
+        if {"latency", "conveyor", "restart", "growth"} & set(args.phase_list):
             cluster.apply_crds(args.kubeconfig)
-        kwok = Kwok(kube, args.kubeconfig, log_dir, args.fake_nodes)
+        kwok = Kwok(
+            kube,
+            args.kubeconfig,
+            log_dir,
+            args.fake_nodes,
+            nice=args.kwok_nice,
+            parallelism=args.kwok_parallelism,
+            stages=Path(args.kwok_stages),
+        )
         ctx = phases.Ctx(
             kube=kube, kubeconfig=args.kubeconfig, args=args, log_dir=log_dir, kwok=kwok
         )
@@ -211,10 +285,10 @@ async def run(args: argparse.Namespace, argv: list[str]) -> int:
                 for q in args.shapes:
                     plan.append(
                         (
-                            f"conveyor-{q}q",
+                            phases.conveyor_phase_name(q),
                             lambda q=q: phases.throughput(
                                 ctx,
-                                f"conveyor-{q}q",
+                                phases.conveyor_phase_name(q),
                                 kind="conveyor",
                                 n=n,
                                 queues=q,
@@ -224,6 +298,8 @@ async def run(args: argparse.Namespace, argv: list[str]) -> int:
                     )
             if "restart" in args.phase_list:
                 plan.append(("restart", lambda: phases.restart(ctx, args.restart_jobs or n)))
+            if "growth" in args.phase_list:
+                plan.append(("growth", lambda: growth.growth(ctx, args.growth_step_list)))
             if "job-default" in args.phase_list:
                 plan.append(
                     (
@@ -239,6 +315,8 @@ async def run(args: argparse.Namespace, argv: list[str]) -> int:
                 )
             if "job-tuned" in args.phase_list:
                 plan.append(("job-tuned", lambda: phases.job_tuned(ctx, n)))
+            if "kueue" in args.phase_list:
+                plan.append(("kueue", lambda: phases.kueue_phase(ctx, args.kueue_jobs or n)))
             for name, fn in plan:
                 try:
                     results["phases"][name] = await fn()
@@ -250,7 +328,7 @@ async def run(args: argparse.Namespace, argv: list[str]) -> int:
                 save(final=False)
         finally:
             await kwok.stop()
-            if "job-tuned" in args.phase_list:
+            if {"job-tuned", "kueue"} & set(args.phase_list):
                 await asyncio.to_thread(cluster.kcm, "reset")
     save(final=True)
     log(

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import yaml
 from tests.cluster import operator as operator_process
 
 from bench.kube import ApiError, Kube
@@ -23,6 +24,7 @@ CLUSTER_BIN = STATE / "bin"
 
 BENCH_STATE = Path(os.environ.get("CONVEYOR_BENCH_STATE", "/tmp/conveyor-bench"))
 KWOK_PID = BENCH_STATE / "kwok.pid"
+STAGES = BENCH / "kwok" / "stages.yaml"
 
 FAKE_NODE_LABEL = "bench.conveyor.dev/fake-node"
 FAKE_TAINT_KEY = "kwok.x-k8s.io/node"
@@ -59,32 +61,65 @@ def kcm_flags() -> list[str]:
 
 
 class Kwok:
-    """kwok out of cluster, managing only nodes annotated kwok.x-k8s.io/node=fake."""
+    """kwok out of cluster, managing only nodes annotated kwok.x-k8s.io/node=fake,
+    at CPU priority `nice`, with `parallelism` pod stage writes in flight at once."""
 
-    def __init__(self, kube: Kube, kubeconfig: str, log_dir: Path, nodes: int) -> None:
+    def __init__(
+        self,
+        kube: Kube,
+        kubeconfig: str,
+        log_dir: Path,
+        nodes: int,
+        *,
+        nice: int = 0,
+        parallelism: int = 16,
+        stages: Path = STAGES,
+    ) -> None:
         self.kube = kube
         self.kubeconfig = kubeconfig
         self.log_path = log_dir / "kwok.log"
+        self.options_path = log_dir / "kwok-options.yaml"
         self.nodes = [f"bench-kwok-{i}" for i in range(nodes)]
+        self.nice = nice
+        self.parallelism = parallelism
+        self.stages = stages
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def pid(self) -> int | None:
         return self.proc.pid if self.proc is not None and self.proc.poll() is None else None
 
+    def options(self) -> dict[str, Any]:
+        return {
+            "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
+            "kind": "KwokConfiguration",
+            "options": {
+                "podPlayStageParallelism": self.parallelism,
+                "nodePlayStageParallelism": 2,
+                "nodeLeaseParallelism": 2,
+                "podsOnNodeSyncParallelism": 2,
+            },
+        }
+
     async def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         stop_stale_kwok()
+        self.options_path.write_text(yaml.safe_dump(self.options(), sort_keys=False))
         cmd = [
+            *(["nice", "-n", str(self.nice)] if self.nice else []),
             binary("kwok"),
             f"--kubeconfig={self.kubeconfig}",
             "--manage-all-nodes=false",
             f"--manage-nodes-with-annotation-selector={FAKE_TAINT_KEY}=fake",
             "--node-ip=10.254.0.1",
             "--node-lease-duration-seconds=40",
-            f"--config={BENCH / 'kwok' / 'stages.yaml'}",
+            f"--config={self.options_path}",
+            f"--config={self.stages}",
         ]
-        log(f"starting kwok (log {self.log_path})")
+        log(
+            f"starting kwok (nice {self.nice}, {self.parallelism} pod stage workers, "
+            f"log {self.log_path})"
+        )
         with self.log_path.open("ab") as out:
             self.proc = subprocess.Popen(  # noqa: ASYNC220 - a daemon, not waited for
                 cmd,
@@ -166,7 +201,7 @@ def stop_stale_kwok() -> None:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except (OSError, ValueError):
         return
-    if b"kwok" in cmdline and str(BENCH / "kwok" / "stages.yaml").encode() in cmdline:
+    if b"kwok" in cmdline and str(STAGES).encode() in cmdline:
         log(f"stopping kwok left by an earlier run (pid {pid})")
         os.kill(pid, signal.SIGTERM)
         for _ in range(50):
@@ -213,6 +248,7 @@ COLLECTIONS = (
     "/apis/conveyor.dev/v1alpha1/namespaces/{ns}/backgroundjobs",
     "/apis/conveyor.dev/v1alpha1/namespaces/{ns}/jobqueues",
     "/apis/batch/v1/namespaces/{ns}/jobs",
+    "/apis/kueue.x-k8s.io/v1beta2/namespaces/{ns}/workloads",
     "/api/v1/namespaces/{ns}/pods",
 )
 

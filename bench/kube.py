@@ -119,14 +119,24 @@ class Kube:
         """POST with retries on throttling, server errors and broken connections;
         AlreadyExists (from a retried create) counts as created. Returns True when
         this call created the object."""
+        return await self._post(path, obj, attempts) is not None
+
+    async def create_object(self, path: str, obj: dict[str, Any]) -> dict[str, Any]:
+        """create() that returns the stored object (read back only when a retried
+        create found it already there)."""
+        stored = await self._post(path, obj, 20)
+        if stored is None:
+            stored = await self.get(f"{path}/{obj['metadata']['name']}")
+        return dict(stored)
+
+    async def _post(self, path: str, obj: dict[str, Any], attempts: int) -> Any:
         delay = 0.1
         for attempt in range(attempts):
             try:
-                await self.request("POST", path, body=obj)
-                return True
+                return await self.request("POST", path, body=obj)
             except ApiError as e:
                 if e.status == 409:
-                    return False
+                    return None
                 if e.status not in RETRY_STATUS or attempt == attempts - 1:
                     raise
             except (TimeoutError, aiohttp.ClientError):
@@ -134,7 +144,7 @@ class Kube:
                     raise
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
-        return False
+        return None
 
     async def get(self, path: str, **kw: Any) -> Any:
         return await self.request("GET", path, **kw)

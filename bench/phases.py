@@ -14,14 +14,14 @@ import os
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 from tests.cluster.operator import OperatorProcess
 
-from bench import procs, workloads
+from bench import flight, kueue, logs, procs, workloads
 from bench.cluster import (
     Kwok,
     binary,
@@ -32,9 +32,11 @@ from bench.cluster import (
     log,
 )
 from bench.kube import Kube, parse_request_totals, resource_label, write_diff
+from bench.kueue import KueueManager
 from bench.operator import Sampler, operator_metric
 
 PREFIX = "bench-"
+SAMPLE_LABEL = "bench.conveyor.dev/sample"  # on the latency samples' jobs (and their pods)
 
 
 @dataclasses.dataclass
@@ -152,6 +154,10 @@ class PodTimeline:
         if phase in ("Succeeded", "Failed"):
             marks.setdefault("finished", now)
 
+    def intervals(self) -> list[tuple[float, float]]:
+        """(created, finished) of every finished pod: its time in flight."""
+        return [(m["created"], m["finished"]) for m in self.at.values() if "finished" in m]
+
     def summary(self, t0: float) -> dict[str, Any]:
         out: dict[str, Any] = {"pods": len(self.at)}
         for a, b in zip(self.STAGES, self.STAGES[1:], strict=False):
@@ -249,6 +255,7 @@ class Progress:
         self.warnings: list[str] = []
         self.instance = procs.cluster_instance()
         self.operator: OperatorProcess | None = None
+        self.manager: KueueManager | None = None
         self.max_queue_depth = 0.0
 
     async def run(self) -> None:
@@ -281,6 +288,8 @@ class Progress:
                     if w not in self.warnings:
                         self.warnings.append(w)
                         log("WARNING: " + w)
+            if self.manager is not None:
+                self.manager.check()
             self.ctx.kwok.check()
             if procs.cluster_instance() != self.instance:
                 raise PhaseAbortedError("the cluster was restarted during the phase (by someone?)")
@@ -306,6 +315,10 @@ async def wait_done(ctx: Ctx, tracker: Tracker, progress: Progress) -> bool:
 # ---------------------------------------------------------------- throughput
 
 
+def conveyor_phase_name(queues: int) -> str:
+    return f"conveyor-{queues}q" if queues else "conveyor-noq"
+
+
 async def throughput(
     ctx: Ctx,
     phase: str,
@@ -317,31 +330,36 @@ async def throughput(
     kcm_note: str | None = None,
 ) -> dict[str, Any]:
     """Submit n objects as fast as the client can and wait until the last one
-    finished. kind: conveyor | job | pod."""
+    finished. kind: conveyor (queues=0: jobs that name no queue) | kueue | job | pod."""
     args = ctx.args
     ns = ctx.ns(phase)
-    log(
-        f"=== phase {phase}: {n} {kind}s" + (f" in {queues} queue(s)" if kind == "conveyor" else "")
-    )
+    what = {"conveyor": f" in {queues} queue(s)" if queues else " naming no queue"}
+    log(f"=== phase {phase}: {n} {kind}s" + what.get(kind, ""))
     await create_namespace(ctx.kube, ns)
     operator: OperatorProcess | None = None
+    manager: KueueManager | None = None
+    cap: int | None = None
     result: dict[str, Any] = {"phase": phase, "kind": kind, "jobs": n, "namespace": ns}
     try:
         if kind == "conveyor":
             await wait_for_exclusive(ctx, [ns])
-            conc = per_queue_concurrency or max(1, args.concurrency // queues)
+            conc = per_queue_concurrency or max(1, args.concurrency // max(queues, 1))
             names = [f"q{i:02d}" for i in range(queues)]
             for q in names:
                 await ctx.kube.create(
                     f"{workloads.GROUP_PATH}/namespaces/{ns}/jobqueues",
                     workloads.queue(q, ns, conc),
                 )
-            result.update(queues=queues, concurrency_per_queue=conc)
+            if queues:
+                cap = conc * queues
+                result.update(queues=queues, concurrency_per_queue=conc)
+            else:
+                result.update(queues=0, concurrency_per_queue=None)
             objects = [
                 workloads.background_job(
                     workloads.job_name(i),
                     ns,
-                    names[i % queues],
+                    names[i % queues] if queues else None,
                     fail=workloads.should_fail(i, args.fail_percent),
                     run_for=args.run_for,
                 )
@@ -360,6 +378,32 @@ async def throughput(
             ctx.own_pids.add(operator.proc.pid)  # type: ignore[union-attr]
             result["operator_healthy_after_s"] = round(await operator.until_healthy(), 2)
             result["operator_cmdline"] = " ".join(operator.cmdline[1:])
+        elif kind == "kueue":
+            cap = args.kueue_quota
+            manager = KueueManager(
+                ctx.kubeconfig,
+                ns,
+                ctx.log_dir,
+                qps=args.kueue_client_qps,
+                burst=args.kueue_client_burst,
+            )
+            result.update(
+                await kueue.start(ctx.kube, manager, ns, cap),
+                kcm_flags=kcm_note,
+                kueue_client=f"qps {args.kueue_client_qps}, burst {args.kueue_client_burst}",
+            )
+            objects = [
+                workloads.kueue_job(
+                    workloads.job_name(i),
+                    ns,
+                    kueue.LOCAL_QUEUE,
+                    fail=workloads.should_fail(i, args.fail_percent),
+                    run_for=args.run_for,
+                )
+                for i in range(n)
+            ]
+            path = f"/apis/batch/v1/namespaces/{ns}/jobs"
+            outcome = workloads.job_outcome
         elif kind == "job":
             objects = [
                 workloads.batch_job(
@@ -405,8 +449,13 @@ async def throughput(
             sampler = Sampler(control_plane_pids(ctx))
             if operator is not None:
                 sampler.add("operator", operator.pid)
+            if manager is not None:
+                sampler.add("kueue", manager.pid)
             progress = Progress(ctx, phase, tracker, submitted)
             progress.operator = operator
+            progress.manager = manager
+            kwok_mark = logs.mark(ctx.kwok.log_path)
+            apiserver_mark = logs.mark(logs.APISERVER_LOG)
             before = await scrape(ctx.kube)
             sampler.start()
             t0 = time.monotonic()
@@ -438,6 +487,10 @@ async def throughput(
             submit_seconds=round(submit_end[0] - t0, 2) if submit_end else None,
             writes=writes_summary(write_diff(before, after), n),
             pod_pipeline=timeline.summary(t0) if timeline.at else None,
+            flight=flight.little(timeline.intervals(), t0, last, cap),
+            finished_over_time=flight.finished_over_time(tracker.finished, t0),
+            kwok=logs.kwok_stats(ctx.kwok.log_path, kwok_mark, ns),
+            watch_closes=logs.watch_closes(logs.APISERVER_LOG, apiserver_mark),
             usage=usage,
             warnings=progress.warnings,
         )
@@ -448,16 +501,23 @@ async def throughput(
             result["warnings"].append(
                 f"timed out after {args.phase_timeout}s with {done}/{n} finished"
             )
+        bound = result["flight"].get("bound_jobs_per_second")
         log(
-            f"=== {phase}: {done}/{n} in {elapsed:.1f}s = {result['jobs_per_second']}/s, "
-            f"{result['writes']['per_job']} API writes per job"
+            f"=== {phase}: {done}/{n} in {elapsed:.1f}s = {result['jobs_per_second']}/s"
+            + (f" (Little's-law bound {bound}/s)" if bound else "")
+            + f", {result['writes']['per_job']} API writes per job, kwok "
+            f"{result['kwok']['status_patches_per_pod']} status patches per pod"
         )
         return result
     finally:
         if operator is not None:
             operator.stop()
         if not args.keep_namespaces:
-            await cleanup_namespace(ctx.kube, ns)
+            await cleanup_namespace(ctx.kube, ns)  # Kueue still runs: it owns finalizers
+        if manager is not None:
+            if not args.keep_namespaces:
+                await kueue.uninstall(ctx.kube, ns)
+            manager.stop()
 
 
 def operator_summary(text: str, usage: dict[str, Any], max_depth: float) -> dict[str, Any]:
@@ -486,17 +546,34 @@ def operator_summary(text: str, usage: dict[str, Any], max_depth: float) -> dict
 # ---------------------------------------------------------------- tuned Job baseline
 
 
-async def job_tuned(ctx: Ctx, n: int) -> dict[str, Any]:
+async def with_tuned_kcm(
+    ctx: Ctx, run: Callable[[str], Awaitable[dict[str, Any]]]
+) -> dict[str, Any]:
+    """Run a phase with kube-controller-manager on --kcm-tuned-flags, put back afterwards."""
     flags = ctx.args.kcm_tuned_flags.split()
     log(
         f"restarting kube-controller-manager with {' '.join(flags)} (others' tests see a short gap)"
     )
     await asyncio.to_thread(kcm, "set", *flags)
     try:
-        return await throughput(ctx, "job-tuned", kind="job", n=n, kcm_note=" ".join(flags))
+        return await run(" ".join(flags))
     finally:
         log("restoring kube-controller-manager's own flags")
         await asyncio.to_thread(kcm, "reset")
+
+
+async def job_tuned(ctx: Ctx, n: int) -> dict[str, Any]:
+    return await with_tuned_kcm(
+        ctx, lambda note: throughput(ctx, "job-tuned", kind="job", n=n, kcm_note=note)
+    )
+
+
+async def kueue_phase(ctx: Ctx, n: int) -> dict[str, Any]:
+    """batch/v1 Jobs through Kueue (a ClusterQueue with a quota of --kueue-quota
+    pods), with the controller-manager tuned as for job-tuned."""
+    return await with_tuned_kcm(
+        ctx, lambda note: throughput(ctx, "kueue", kind="kueue", n=n, kcm_note=note)
+    )
 
 
 def default_kcm_note() -> str:
@@ -541,94 +618,11 @@ async def latency(ctx: Ctx, kind: str) -> dict[str, Any]:
             operator.spawn()
             ctx.own_pids.add(operator.proc.pid)  # type: ignore[union-attr]
             await operator.until_healthy()
-            path = f"{workloads.GROUP_PATH}/namespaces/{ns}/backgroundjobs"
-            outcome = workloads.bgj_outcome
-        else:
-            path = f"/apis/batch/v1/namespaces/{ns}/jobs"
-            outcome = workloads.job_outcome
-        jobs = Tracker(samples, outcome)
-        pod_created: dict[str, float] = {}
-        pod_done: dict[str, float] = {}
-
-        def on_pod(kind_: str, obj: dict[str, Any]) -> None:
-            owner = workloads.owner_name(obj)
-            if owner is None or kind_ == "DELETED":
-                return
-            now = time.monotonic()
-            pod_created.setdefault(owner, now)
-            if workloads.pod_outcome(obj) is not None:
-                pod_done.setdefault(owner, now)
-
-        pods = Tracker(10**9, workloads.pod_outcome)
-        pods.extra.append(lambda k, o, _t: on_pod(k, o))
-        kubectl = [binary("kubectl"), f"--kubeconfig={ctx.kubeconfig}"]
-        apply_seconds: list[float] = []
-        to_pod: list[float] = []
-        to_done: list[float] = []
-        end_to_end: list[float] = []
-        with tempfile.TemporaryDirectory(prefix="conveyor-bench-") as tmp:
-            async with (
-                watching(ctx.kube, path, jobs),
-                watching(ctx.kube, f"/api/v1/namespaces/{ns}/pods", pods),
-            ):
-                for i in range(samples):
-                    name = f"l-{i:04d}"
-                    if kind == "conveyor":
-                        obj = workloads.background_job(name, ns, "q00", fail=False, run_for=None)
-                    else:
-                        obj = workloads.batch_job(name, ns, fail=False, run_for=None)
-                    f = Path(tmp) / f"{name}.yaml"
-                    f.write_text(yaml.safe_dump(obj))
-                    t = time.monotonic()
-                    proc = await asyncio.create_subprocess_exec(
-                        *kubectl,
-                        "apply",
-                        "-f",
-                        str(f),
-                        stdout=asyncio.subprocess.DEVNULL,
-                        stderr=asyncio.subprocess.PIPE,
-                    )
-                    _, err = await proc.communicate()
-                    if proc.returncode != 0:
-                        raise RuntimeError(f"kubectl apply failed: {err.decode()[-500:]}")
-                    apply_seconds.append(time.monotonic() - t)
-                    deadline = time.monotonic() + 60
-                    while name not in jobs.finished:
-                        if time.monotonic() > deadline:
-                            raise PhaseAbortedError(f"{kind} {name} did not finish within 60s")
-                        if operator is not None:
-                            operator.check()
-                        await asyncio.sleep(0.005)
-                    seen = jobs.seen[name]
-                    if name in pod_created:
-                        to_pod.append(pod_created[name] - seen)
-                    if name in pod_done:
-                        to_done.append(jobs.finished[name][0] - pod_done[name])
-                    end_to_end.append(jobs.finished[name][0] - seen)
-                    if (i + 1) % 20 == 0:
-                        print(f"[{phase}] {i + 1}/{samples}", flush=True)
-                    await asyncio.sleep(args.latency_gap)
-
-        def ms(values: list[float]) -> dict[str, float | None]:
-            def r(v: float | None) -> float | None:
-                return None if v is None else round(1000 * v, 1)
-
-            return {
-                "p50_ms": r(percentile(values, 50)),
-                "p99_ms": r(percentile(values, 99)),
-                "max_ms": r(max(values) if values else None),
-                "mean_ms": r(statistics.fmean(values) if values else None),
-                "samples": len(values),
-            }
-
         result = {
             "phase": phase,
             "kind": kind,
             "samples": samples,
-            "created_to_pod": ms(to_pod),
-            "pod_succeeded_to_done": ms(to_done),
-            "created_to_done": ms(end_to_end),
-            "kubectl_apply": ms(apply_seconds),
+            **await sample_latency(ctx, ns, kind, samples, operator=operator, label=phase),
         }
         log(
             f"=== {phase}: created->pod p50 {result['created_to_pod']['p50_ms']} ms "
@@ -642,6 +636,111 @@ async def latency(ctx: Ctx, kind: str) -> dict[str, Any]:
             operator.stop()
         if not args.keep_namespaces:
             await cleanup_namespace(ctx.kube, ns)
+
+
+async def sample_latency(
+    ctx: Ctx,
+    ns: str,
+    kind: str,
+    samples: int,
+    *,
+    operator: OperatorProcess | None,
+    label: str,
+    prefix: str = "l-",
+) -> dict[str, Any]:
+    """`samples` jobs (BackgroundJobs in queue q00, or batch/v1 Jobs) applied one
+    at a time, each after the previous finished: the latency figures."""
+    args = ctx.args
+    if kind == "conveyor":
+        path = f"{workloads.GROUP_PATH}/namespaces/{ns}/backgroundjobs"
+        outcome = workloads.bgj_outcome
+    else:
+        path = f"/apis/batch/v1/namespaces/{ns}/jobs"
+        outcome = workloads.job_outcome
+    # only this sample's objects: the namespace may hold 50,000 others (growth)
+    selector = {"labelSelector": f"{SAMPLE_LABEL}={label}"}
+    jobs = Tracker(samples, outcome)
+    pod_created: dict[str, float] = {}
+    pod_done: dict[str, float] = {}
+
+    def on_pod(kind_: str, obj: dict[str, Any]) -> None:
+        owner = workloads.owner_name(obj)
+        if owner is None or kind_ == "DELETED":
+            return
+        now = time.monotonic()
+        pod_created.setdefault(owner, now)
+        if workloads.pod_outcome(obj) is not None:
+            pod_done.setdefault(owner, now)
+
+    pods = Tracker(10**9, workloads.pod_outcome)
+    pods.extra.append(lambda k, o, _t: on_pod(k, o))
+    kubectl = [binary("kubectl"), f"--kubeconfig={ctx.kubeconfig}"]
+    apply_seconds: list[float] = []
+    to_pod: list[float] = []
+    to_done: list[float] = []
+    end_to_end: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="conveyor-bench-") as tmp:
+        async with (
+            watching(ctx.kube, path, jobs, params=selector),
+            watching(ctx.kube, f"/api/v1/namespaces/{ns}/pods", pods, params=selector),
+        ):
+            for i in range(samples):
+                name = f"{prefix}{i:04d}"
+                if kind == "conveyor":
+                    obj = workloads.background_job(name, ns, "q00", fail=False, run_for=None)
+                else:
+                    obj = workloads.batch_job(name, ns, fail=False, run_for=None)
+                workloads.label(obj, SAMPLE_LABEL, label)
+                f = Path(tmp) / f"{name}.yaml"
+                f.write_text(yaml.safe_dump(obj))
+                t = time.monotonic()
+                proc = await asyncio.create_subprocess_exec(
+                    *kubectl,
+                    "apply",
+                    "-f",
+                    str(f),
+                    stdout=asyncio.subprocess.DEVNULL,
+                    stderr=asyncio.subprocess.PIPE,
+                )
+                _, err = await proc.communicate()
+                if proc.returncode != 0:
+                    raise RuntimeError(f"kubectl apply failed: {err.decode()[-500:]}")
+                apply_seconds.append(time.monotonic() - t)
+                deadline = time.monotonic() + 60
+                while name not in jobs.finished:
+                    if time.monotonic() > deadline:
+                        raise PhaseAbortedError(f"{kind} {name} did not finish within 60s")
+                    if operator is not None:
+                        operator.check()
+                    await asyncio.sleep(0.005)
+                seen = jobs.seen[name]
+                if name in pod_created:
+                    to_pod.append(pod_created[name] - seen)
+                if name in pod_done:
+                    to_done.append(jobs.finished[name][0] - pod_done[name])
+                end_to_end.append(jobs.finished[name][0] - seen)
+                if (i + 1) % 20 == 0:
+                    print(f"[{label}] {i + 1}/{samples}", flush=True)
+                await asyncio.sleep(args.latency_gap)
+
+    def ms(values: list[float]) -> dict[str, float | None]:
+        def r(v: float | None) -> float | None:
+            return None if v is None else round(1000 * v, 1)
+
+        return {
+            "p50_ms": r(percentile(values, 50)),
+            "p99_ms": r(percentile(values, 99)),
+            "max_ms": r(max(values) if values else None),
+            "mean_ms": r(statistics.fmean(values) if values else None),
+            "samples": len(values),
+        }
+
+    return {
+        "created_to_pod": ms(to_pod),
+        "pod_succeeded_to_done": ms(to_done),
+        "created_to_done": ms(end_to_end),
+        "kubectl_apply": ms(apply_seconds),
+    }
 
 
 # ---------------------------------------------------------------- restart with a backlog

@@ -7,13 +7,16 @@ import json
 import os
 import platform
 import re
+import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from bench.cluster import ROOT, binary, run
+from bench.plot import finished_over_time
 
 BEGIN = "<!-- bench:results:begin (written by `make bench`; edit outside these markers) -->"
 END = "<!-- bench:results:end -->"
@@ -98,6 +101,7 @@ def figures(results: dict[str, Any]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     jd = ph.get("job-default", {})
     jt = ph.get("job-tuned", {})
+    ku = ph.get("kueue", {})
     lim = ph.get("limit", {})
 
     def tput(p: dict[str, Any]) -> float | None:
@@ -131,6 +135,8 @@ def figures(results: dict[str, Any]) -> list[dict[str, Any]]:
             f"Conveyor: {p['jobs']} BackgroundJobs, {q} queue{'s' if q > 1 else ''} "
             f"x {_per_queue(p['jobs'], q)}, concurrency {p.get('concurrency_per_queue')}"
             + (" each" if q > 1 else "")
+            if q
+            else f"Conveyor: {p['jobs']} BackgroundJobs naming no queue (no cap)"
         )
         v = tput(p)
         add(
@@ -141,9 +147,10 @@ def figures(results: dict[str, Any]) -> list[dict[str, Any]]:
             {
                 "Job (kcm defaults)": _ratio(v, tput(jd)),
                 "Job (kcm tuned)": _ratio(v, tput(jt)),
+                "Kueue": _ratio(v, tput(ku)),
                 "limit": _ratio(v, tput(lim)),
             },
-            note=_incomplete(p),
+            note=_bound_note(p) + _incomplete(p),
         )
     if jd:
         add(
@@ -165,6 +172,22 @@ def figures(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "limit": _ratio(tput(jt), tput(lim)),
             },
             note=jt.get("kcm_flags", "") + _incomplete(jt),
+        )
+    if ku:
+        add(
+            "throughput",
+            f"Kueue {ku.get('kueue_version', '')}: {ku['jobs']} batch/v1 Jobs, 1 ClusterQueue, "
+            f"quota {(ku.get('flight') or {}).get('cap')} pods",
+            tput(ku) or ku.get("jobs_per_second"),
+            "jobs/s",
+            {
+                "Job (kcm defaults)": _ratio(tput(ku), tput(jd)),
+                "Job (kcm tuned)": _ratio(tput(ku), tput(jt)),
+                "limit": _ratio(tput(ku), tput(lim)),
+            },
+            note=_bound_note(ku)
+            + f"kcm tuned; its client {ku.get('kueue_client', '')}"
+            + _incomplete(ku),
         )
     if lim:
         add(
@@ -215,6 +238,7 @@ def figures(results: dict[str, Any]) -> list[dict[str, Any]]:
             base = {
                 "Job (kcm defaults)": _ratio(w["per_job"], (jd.get("writes") or {}).get("per_job")),
                 "Job (kcm tuned)": _ratio(w["per_job"], (jt.get("writes") or {}).get("per_job")),
+                "Kueue": _ratio(w["per_job"], (ku.get("writes") or {}).get("per_job")),
                 "limit": _ratio(w["per_job"], (lim.get("writes") or {}).get("per_job")),
             }
         noise = (p.get("background_writes") or {}).get("writes_per_second")
@@ -260,8 +284,68 @@ def figures(results: dict[str, Any]) -> list[dict[str, Any]]:
             f"{r['operator']['cpu_seconds']} CPU s in the first "
             f"{r['seconds_to_first_admission'] + r['observed_seconds_after_first']:.0f} s",
         )
+    g = ph.get("growth")
+    if g and g.get("steps"):
+        first, last = g["steps"][0], g["steps"][-1]
+        per = g.get("growth_per_10k_jobs") or {}
+        n = last["finished_jobs"]
+
+        def grown(key: str, v0: Any, unit: str) -> str:
+            slope = per.get(key)
+            return f"{_fmt(v0)} {unit} with {first['finished_jobs']} finished; " + (
+                f"{slope:+.3g} {unit} per 10,000" if slope is not None else ""
+            )
+
+        for key, what, value, v0, unit in (
+            (
+                "peak_rss_mib",
+                "Operator peak RSS",
+                _mib(last["operator_peak_rss_bytes"]),
+                _mib(first["operator_peak_rss_bytes"]),
+                "MiB",
+            ),
+            (
+                "restart_to_first_admission_s",
+                f"Operator restart -> first admission ({last['batch']} waiting)",
+                last["seconds_to_first_admission"],
+                first["seconds_to_first_admission"],
+                "s",
+            ),
+            (
+                "apply_to_pod_p50_ms",
+                "Conveyor apply -> pod created, p50",
+                last["created_to_pod"]["p50_ms"],
+                first["created_to_pod"]["p50_ms"],
+                "ms",
+            ),
+            (
+                "pod_done_to_status_p50_ms",
+                "Conveyor pod Succeeded -> job Succeeded, p50",
+                last["pod_succeeded_to_done"]["p50_ms"],
+                first["pod_succeeded_to_done"]["p50_ms"],
+                "ms",
+            ),
+        ):
+            add(
+                "growth",
+                f"{what}, {n} finished jobs in the namespace",
+                value,
+                unit,
+                {"empty namespace": _ratio(value, v0)},
+                note=grown(key, v0, unit),
+            )
     del args
     return rows
+
+
+def _bound_note(p: dict[str, Any]) -> str:
+    f = p.get("flight") or {}
+    if f.get("bound_jobs_per_second") is None:
+        return ""
+    return (
+        f"Little's-law bound {f['bound_jobs_per_second']:.1f}/s "
+        f"({f['cap']} slots / {f['mean_seconds_in_flight']} s in flight); "
+    )
 
 
 def _per_queue(jobs: int, queues: int) -> str:
@@ -306,7 +390,7 @@ def markdown(results: dict[str, Any]) -> str:
     meta = results["meta"]
     m, v = meta["machine"], meta["versions"]
     rows = results["figures"]
-    bases = ["Job (kcm defaults)", "Job (kcm tuned)", "limit"]
+    bases = ["Job (kcm defaults)", "Job (kcm tuned)", "Kueue", "limit", "empty namespace"]
     a = meta["args"]
     full = a.get("jobs") == 10_000 and a.get("concurrency") == 1000
     out = [
@@ -436,6 +520,120 @@ def markdown(results: dict[str, Any]) -> str:
                 + " |"
             )
 
+    flown = [n for n, p in ph.items() if (p.get("flight") or {}).get("pods_timed")]
+    if flown:
+        out += [
+            "",
+            "#### Little's law: pods in flight (created -> finished, harness watch)",
+            "",
+            "| | " + " | ".join(flown) + " |",
+            "|---|" + "---:|" * len(flown),
+        ]
+        for key, what in (
+            ("cap", "cap (slots)"),
+            ("mean_seconds_in_flight", "mean time in flight, s"),
+            ("p50_seconds_in_flight", "p50 time in flight, s"),
+            ("mean_pods_in_flight", "mean pods in flight"),
+            ("max_pods_in_flight", "most pods in flight"),
+            ("bound_jobs_per_second", "bound: cap / mean time in flight, jobs/s"),
+        ):
+            cells = [
+                _fmt(ph[n]["flight"].get(key))
+                if key != "cap"
+                else (_fmt(ph[n]["flight"].get(key)) if ph[n]["flight"].get(key) else "none")
+                for n in flown
+            ]
+            out.append(f"| {what} | " + " | ".join(cells) + " |")
+        out.append(
+            "| measured, jobs/s | "
+            + " | ".join(_fmt(ph[n].get("jobs_per_second")) for n in flown)
+            + " |"
+        )
+
+    kw = [n for n, p in ph.items() if p.get("kwok")]
+    if kw:
+        out += [
+            "",
+            "#### The fake nodes: kwok's status writes per pod, and watches the API server dropped",
+            "",
+            "| | " + " | ".join(kw) + " |",
+            "|---|" + "---:|" * len(kw),
+        ]
+        for key, what in (
+            ("status_patches_per_pod", "kwok status writes per pod (2 is right)"),
+            ("pods_patched_more_than_twice", "pods written more than twice"),
+            ("most_patches_on_one_pod", "most writes to one pod"),
+            ("stale_patches_refused", "stale stage writes refused (409)"),
+        ):
+            out.append(f"| {what} | " + " | ".join(_fmt(ph[n]["kwok"].get(key)) for n in kw) + " |")
+        for key, what in (
+            ("kwok_pod_watch", "kwok's pod watch dropped by the API server"),
+            ("all", "all watches dropped (too slow a reader)"),
+        ):
+            out.append(
+                f"| {what} | "
+                + " | ".join(_fmt((ph[n].get("watch_closes") or {}).get(key)) for n in kw)
+                + " |"
+            )
+
+    g = ph.get("growth")
+    if g and g.get("steps"):
+        steps = g["steps"]
+        per = g.get("growth_per_10k_jobs") or {}
+        out += [
+            "",
+            "#### Growth: the operator restarted over finished jobs (no TTL), new ones waiting",
+            "",
+            "| finished jobs in the namespace | "
+            + " | ".join(str(s["finished_jobs"]) for s in steps)
+            + " | per 10,000 |",
+            "|---|" + "---:|" * (len(steps) + 1),
+        ]
+        growth_rows: tuple[tuple[str | None, str, Callable[[dict[str, Any]], Any]], ...] = (
+            (
+                "restart_to_first_admission_s",
+                "restart -> first admission, s",
+                lambda s: s["seconds_to_first_admission"],
+            ),
+            (None, "liveness after, s", lambda s: s["seconds_to_liveness"]),
+            (
+                "peak_rss_mib",
+                "operator peak RSS, MiB",
+                lambda s: _mib(s["operator_peak_rss_bytes"]),
+            ),
+            (None, "operator CPU s (restart, batch, samples)", lambda s: s["operator_cpu_seconds"]),
+            (None, "batch done, s after the start", lambda s: s["batch_seconds_after_start"]),
+            (
+                "apply_to_pod_p50_ms",
+                "apply -> pod created p50, ms",
+                lambda s: s["created_to_pod"]["p50_ms"],
+            ),
+            (None, "apply -> pod created p99, ms", lambda s: s["created_to_pod"]["p99_ms"]),
+            (
+                "pod_done_to_status_p50_ms",
+                "pod Succeeded -> job Succeeded p50, ms",
+                lambda s: s["pod_succeeded_to_done"]["p50_ms"],
+            ),
+            (
+                None,
+                "pod Succeeded -> job Succeeded p99, ms",
+                lambda s: s["pod_succeeded_to_done"]["p99_ms"],
+            ),
+        )
+        for slope_key, what, get in growth_rows:
+            slope = per.get(slope_key) if slope_key else None
+            out.append(
+                f"| {what} | "
+                + " | ".join(_fmt(get(s)) for s in steps)
+                + f" | {'' if slope is None else f'{slope:+.3g}'} |"
+            )
+        f = g.get("filler") or {}
+        out.append(
+            f"\nThe finished jobs were made by the filler: {f.get('made')} in "
+            f"{f.get('seconds')} s ({f.get('per_second')}/s); each step then adds its "
+            f"batch ({steps[0]['batch']}) and its latency samples."
+        )
+
     rec = [n for n, p in ph.items() if (p.get("operator") or {}).get("reconcile")]
     if rec:
         out += [
@@ -476,11 +674,20 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
-def write(results: dict[str, Any], out_dir: Path, docs: Path | None) -> None:
+PLOT = "performance-finished.png"  # beside docs/performance.md, and in the results directory
+
+
+def write(results: dict[str, Any], out_dir: Path, docs: Path | None, *, plot: bool = False) -> None:
+    """JSON and markdown into out_dir (and the plot, when asked: a run's end);
+    for a run that updates docs/performance.md, the table and the plot there too."""
     results["figures"] = figures(results)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "latest.json").write_text(json.dumps(results, indent=2, sort_keys=False) + "\n")
     md = markdown(results)
+    if plot and finished_over_time(results, out_dir / PLOT):
+        md += f"\n![Jobs finished over time, every phase]({PLOT})\n"
+        if docs is not None:
+            shutil.copyfile(out_dir / PLOT, docs.parent / PLOT)
     (out_dir / "latest.md").write_text("# Conveyor benchmark: latest results\n\n" + md)
     if docs is not None:
         splice_docs(docs, md)
@@ -516,4 +723,9 @@ if __name__ == "__main__":
     argv = [a for a in sys.argv[1:] if a != "--docs"]
     src = Path(argv[0]) if argv else ROOT / "bench" / "results" / "latest.json"
     data = json.loads(src.read_text())
-    write(data, src.parent, ROOT / "docs" / "performance.md" if "--docs" in sys.argv else None)
+    write(
+        data,
+        src.parent,
+        ROOT / "docs" / "performance.md" if "--docs" in sys.argv else None,
+        plot=True,
+    )

@@ -103,6 +103,16 @@ def batch_job(name: str, namespace: str, *, fail: bool, run_for: str | None) -> 
     }
 
 
+def kueue_job(
+    name: str, namespace: str, queue_name: str, *, fail: bool, run_for: str | None
+) -> dict[str, Any]:
+    """A batch/v1 Job as Kueue takes it without its webhook: suspended, with the queue label."""
+    job = batch_job(name, namespace, fail=fail, run_for=run_for)
+    job["metadata"]["labels"] = {"kueue.x-k8s.io/queue-name": queue_name}
+    job["spec"]["suspend"] = True
+    return job
+
+
 def bare_pod(name: str, namespace: str, *, fail: bool, run_for: str | None) -> dict[str, Any]:
     template = copy.deepcopy(pod_template(fail=fail, run_for=run_for))
     return {
@@ -111,6 +121,13 @@ def bare_pod(name: str, namespace: str, *, fail: bool, run_for: str | None) -> d
         "metadata": {"name": name, "namespace": namespace, **template["metadata"]},
         "spec": template["spec"],
     }
+
+
+def label(obj: dict[str, Any], key: str, value: str) -> None:
+    """Label the object and the pods made from its template."""
+    obj["metadata"].setdefault("labels", {})[key] = value
+    template = obj["spec"]["template"]["metadata"]
+    template["labels"] = {**template.get("labels", {}), key: value}
 
 
 # ------------------------------------------------------------ "finished?" per kind

@@ -110,12 +110,14 @@ build_kueue() {
   mkdir -p "$out"
   GOBIN="$out" CGO_ENABLED=0 go install -trimpath -ldflags "-s -w \
     -X sigs.k8s.io/kueue/pkg/version.GitVersion=$KUEUE_VERSION" "sigs.k8s.io/kueue/cmd/kueue@$KUEUE_VERSION"
-  # its CRDs, as the module ships them (no conversion webhook: one version is used)
+  # its CRDs (no conversion webhook: one version is used) and the manager's
+  # configuration as the module ships them
   local src
   src="$(go mod download -json "sigs.k8s.io/kueue@$KUEUE_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
   mkdir -p "$out/crds"
   cp "$src"/config/components/crd/bases/*.yaml "$out/crds/"
-  chmod u+w "$out"/crds/*.yaml
+  cp "$src"/config/components/manager/controller_manager_config.yaml "$out/"
+  chmod u+w "$out"/crds/*.yaml "$out/controller_manager_config.yaml"
   touch "$out/.complete"
 }
 
