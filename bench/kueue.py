@@ -365,3 +365,60 @@ async def uninstall(kube: Kube, namespace: str, *, within: float = 120) -> None:
                 await asyncio.sleep(0.5)
         except (ApiError, aiohttp.ClientError) as e:
             log(f"deleting {path}: {e!r}")
+
+
+# ---------------------------------------------------------------- where Jobs wait in Kueue
+
+
+class WorkloadTimeline:
+    """When each Job's Workload was first seen, admitted (quota reserved and
+    admission checks passed) and marked finished, from the harness's watch:
+    with the Job's own create and finish, it shows where Kueue's Jobs wait."""
+
+    def __init__(self) -> None:
+        self.at: dict[str, dict[str, float]] = {}  # by the owning Job's name
+
+    def on_event(self, kind: str, obj: dict[str, Any], now: float) -> None:
+        if kind == "DELETED":
+            return
+        owner = workloads.owner_name(obj)
+        if owner is None:
+            return
+        marks = self.at.setdefault(owner, {})
+        marks.setdefault("created", now)
+        for cond in (obj.get("status") or {}).get("conditions") or []:
+            if cond.get("status") == "True" and cond.get("type") in ("Admitted", "Finished"):
+                marks.setdefault(cond["type"].lower(), now)
+
+    def summary(
+        self, job_seen: dict[str, float], job_finished: dict[str, tuple[float, str]]
+    ) -> dict[str, Any]:
+        def lags(pairs: list[tuple[float, float]]) -> dict[str, float | None]:
+            values = sorted(b - a for a, b in pairs)
+            if not values:
+                return {"p50": None, "p99": None}
+            return {
+                "p50": round(1000 * values[len(values) // 2], 1),
+                "p99": round(1000 * values[min(len(values) - 1, int(len(values) * 0.99))], 1),
+            }
+
+        m = self.at
+        admitted = sorted(w["admitted"] for w in m.values() if "admitted" in w)
+        span = admitted[-1] - admitted[0] if len(admitted) > 1 else 0.0
+        return {
+            "workloads": len(m),
+            "job_created_to_workload_ms": lags(
+                [(job_seen[j], w["created"]) for j, w in m.items() if j in job_seen]
+            ),
+            "workload_to_admitted_ms": lags(
+                [(w["created"], w["admitted"]) for w in m.values() if "admitted" in w]
+            ),
+            "job_finished_to_workload_finished_ms": lags(
+                [
+                    (job_finished[j][0], w["finished"])
+                    for j, w in m.items()
+                    if "finished" in w and j in job_finished
+                ]
+            ),
+            "admissions_per_second": round((len(admitted) - 1) / span, 2) if span else None,
+        }

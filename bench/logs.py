@@ -1,13 +1,13 @@
 """What kwok's and the API server's logs say about one phase: how often kwok
 wrote each pod's status, the stale writes it was refused, and the watches the
-API server closed because their client read too slowly.
+API server dropped because their reader fell behind.
 
 The fake nodes must do the same for every phase: each pod Pending -> Running ->
-Succeeded in exactly two status writes. These figures show whether they did
-(a pod patched more than twice had a stage applied to a stale copy of it), and
-the closed watches say why they would not: kwok's pod watch is one stream that
-one goroutine reads, and when it falls behind the API server drops it; kwok
-then lists every pod again and replays its stages on what it listed.
+Succeeded in exactly two status writes. These figures show whether they did:
+a pod written more than twice had a stage applied to a copy of it older than
+the pod, which happened a second or two after the API server dropped kwok's
+pod watch (docs/performance.md, "The fake nodes"); the stages now carry the
+resourceVersion they were computed from, so such a write is refused (409).
 """
 
 from __future__ import annotations

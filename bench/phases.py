@@ -333,8 +333,15 @@ async def throughput(
     finished. kind: conveyor (queues=0: jobs that name no queue) | kueue | job | pod."""
     args = ctx.args
     ns = ctx.ns(phase)
-    what = {"conveyor": f" in {queues} queue(s)" if queues else " naming no queue"}
-    log(f"=== phase {phase}: {n} {kind}s" + what.get(kind, ""))
+    nouns = {
+        "conveyor": f"BackgroundJobs in {queues} queue(s)"
+        if queues
+        else "BackgroundJobs, no queue",
+        "kueue": "batch/v1 Jobs through Kueue",
+        "job": "batch/v1 Jobs",
+        "pod": "bare pods",
+    }
+    log(f"=== phase {phase}: {n} {nouns[kind]}")
     await create_namespace(ctx.kube, ns)
     operator: OperatorProcess | None = None
     manager: KueueManager | None = None
@@ -438,11 +445,17 @@ async def throughput(
         else:
             pod_tracker = Tracker(10**9, workloads.pod_outcome)
             pod_tracker.extra.append(timeline.on_event)
+        kueue_timeline = kueue.WorkloadTimeline()
+        wl_tracker = Tracker(10**9, lambda _obj: None)
+        wl_tracker.extra.append(kueue_timeline.on_event)
         submitted = [0]
         async with (
             watching(ctx.kube, path, tracker),
             watching(ctx.kube, f"/api/v1/namespaces/{ns}/pods", pod_tracker)
             if pod_tracker is not tracker and args.pod_timeline
+            else contextlib.nullcontext(),
+            watching(ctx.kube, f"{kueue.API}/namespaces/{ns}/workloads", wl_tracker)
+            if kind == "kueue"
             else contextlib.nullcontext(),
         ):
             result["background_writes"] = await noise_window(ctx)
@@ -497,6 +510,8 @@ async def throughput(
         if operator is not None:
             text = operator.scrape()
             result["operator"] = operator_summary(text, usage, progress.max_queue_depth)
+        if kind == "kueue":
+            result["kueue_pipeline"] = kueue_timeline.summary(tracker.seen, tracker.finished)
         if not complete:
             result["warnings"].append(
                 f"timed out after {args.phase_timeout}s with {done}/{n} finished"

@@ -520,6 +520,27 @@ def markdown(results: dict[str, Any]) -> str:
                 + " |"
             )
 
+    ku = ph.get("kueue") or {}
+    kp = ku.get("kueue_pipeline")
+    if kp:
+        out += [
+            "",
+            "#### Where Kueue's Jobs wait (harness watch of Jobs and Workloads), p50 / p99 ms",
+            "",
+            "| stage | kueue |",
+            "|---|---:|",
+        ]
+        for key, what in (
+            ("job_created_to_workload_ms", "Job created -> its Workload created"),
+            ("workload_to_admitted_ms", "Workload created -> admitted"),
+            ("job_finished_to_workload_finished_ms", "Job finished -> Workload finished"),
+        ):
+            lag = kp.get(key) or {}
+            out.append(f"| {what} | {_fmt(lag.get('p50'))} / {_fmt(lag.get('p99'))} |")
+        out.append(
+            f"| admissions per second (first to last) | {_fmt(kp.get('admissions_per_second'))} |"
+        )
+
     flown = [n for n, p in ph.items() if (p.get("flight") or {}).get("pods_timed")]
     if flown:
         out += [
