@@ -216,6 +216,8 @@ def is_full_size(args: argparse.Namespace) -> bool:
         and args.job_default_jobs in (None, args.jobs)
         and args.kueue_jobs in (None, args.jobs)
         and args.growth_step_list == [0, 10_000, 50_000]
+        and (args.kwok_nice, args.kwok_parallelism) == (-10, 64)
+        and Path(args.kwok_stages) == cluster.STAGES
         and args.fail_percent == 0
         and not args.run_for
         and not args.bypass_scheduler
@@ -316,7 +318,10 @@ async def run(args: argparse.Namespace, argv: list[str]) -> int:
             if "job-tuned" in args.phase_list:
                 plan.append(("job-tuned", lambda: phases.job_tuned(ctx, n)))
             if "kueue" in args.phase_list:
-                plan.append(("kueue", lambda: phases.kueue_phase(ctx, args.kueue_jobs or n)))
+                plan += [
+                    ("latency-kueue", lambda: phases.latency(ctx, "kueue")),
+                    ("kueue", lambda: phases.kueue_phase(ctx, args.kueue_jobs or n)),
+                ]
             for name, fn in plan:
                 try:
                     results["phases"][name] = await fn()

@@ -179,13 +179,7 @@ class Kwok:
                 await self.kube.request("DELETE", f"/api/v1/nodes/{name}", ok=(404,))
             except Exception as e:  # best effort on the way out
                 log(f"could not delete node {name}: {e}")
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc, 10)
         self.proc = None
         KWOK_PID.unlink(missing_ok=True)
 
@@ -196,19 +190,36 @@ class Kwok:
 
 def stop_stale_kwok() -> None:
     """A kwok left by a benchmark that was killed: its pid file names it."""
+    stop_stale(KWOK_PID, str(STAGES), "kwok")
+
+
+def stop_stale(pid_file: Path, marker: str, what: str) -> None:
+    """Stop the process pid_file names if its command line still has `marker`
+    (a daemon of a benchmark that was killed, which would act on the next run)."""
     try:
-        pid = int(KWOK_PID.read_text().strip())
+        pid = int(pid_file.read_text().strip())
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except (OSError, ValueError):
         return
-    if b"kwok" in cmdline and str(STAGES).encode() in cmdline:
-        log(f"stopping kwok left by an earlier run (pid {pid})")
+    if marker.encode() in cmdline:
+        log(f"stopping {what} left by an earlier run (pid {pid})")
         os.kill(pid, signal.SIGTERM)
-        for _ in range(50):
+        for _ in range(100):
             if not Path(f"/proc/{pid}").exists():
                 break
             time.sleep(0.1)
-    KWOK_PID.unlink(missing_ok=True)
+    pid_file.unlink(missing_ok=True)
+
+
+def terminate(proc: subprocess.Popen[bytes] | None, timeout: float) -> None:
+    """SIGTERM, then SIGKILL after `timeout` seconds."""
+    if proc is not None and proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def pod_placement() -> dict[str, Any]:

@@ -40,6 +40,7 @@ from bench.phases import (
     PhaseAbortedError,
     Tracker,
     control_plane_pids,
+    first_admission,
     sample_latency,
     submit_all,
     wait_for_exclusive,
@@ -49,6 +50,7 @@ from bench.phases import (
 PHASE = "growth"
 SEED = "growth-seed-job"  # distinctive: the copies replace it by the filler's name
 QUEUE = "q00"
+STALL_SECONDS = 120  # the filler gives up when no job finished for this long
 OBJECT_META = ("uid", "resourceVersion", "creationTimestamp", "managedFields", "generation")
 
 
@@ -209,7 +211,7 @@ class Filler:
         async with watching(self.ctx.kube, self.pods_path, pods):
             makers = asyncio.create_task(_bounded(make, names, conc))
             finishers = [asyncio.create_task(finish()) for _ in range(conc)]
-            last, last_t = 0, t0
+            last, last_t, moved = 0, t0, t0
             try:
                 while patched[0] < count:
                     await asyncio.sleep(self.ctx.args.progress_interval)
@@ -217,6 +219,13 @@ class Filler:
                         raise makers.exception()  # type: ignore[misc]
                     self.ctx.kwok.check()
                     now = time.monotonic()
+                    if patched[0] > last:
+                        moved = now
+                    elif now - moved > STALL_SECONDS:
+                        raise PhaseAbortedError(
+                            f"the filler made no finished job for {STALL_SECONDS} s "
+                            f"({patched[0]}/{count}; {len(pending)} pods not finished)"
+                        )
                     print(
                         f"[{PHASE}] filler: {patched[0]}/{count} finished, "
                         f"{(patched[0] - last) / (now - last_t):.0f}/s now",
@@ -275,15 +284,7 @@ async def measure_step(
         try:
             sampler.add("operator", operator.pid)
             sampler.start()
-            healthy = await operator.until_healthy(within=args.phase_timeout)
-            deadline = time.monotonic() + args.phase_timeout
-            while pods.first_seen_at is None:
-                operator.check()
-                if time.monotonic() > deadline:
-                    raise PhaseAbortedError(f"no pod {args.phase_timeout}s after the restart")
-                await asyncio.sleep(0.01)
-            first = pods.first_seen_at - operator.started_at
-            log(f"[{PHASE}] first admission {first:.2f}s after the operator started")
+            healthy, first = await first_admission(operator, pods, args.phase_timeout, PHASE)
             try:
                 await asyncio.wait_for(jobs.done.wait(), timeout=args.phase_timeout)
             except TimeoutError as e:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
 import time
 import urllib.error
@@ -35,7 +34,8 @@ import yaml
 from tests.cluster.operator import free_port
 
 from bench import workloads
-from bench.cluster import ROOT, binary, log, run
+from bench.cluster import ROOT, binary, log, run, terminate
+from bench.cluster import stop_stale as stop_stale_process
 from bench.kube import ApiError, Kube
 
 CACHE = Path(os.environ.get("CONVEYOR_CACHE", "/var/cache/conveyor"))
@@ -43,6 +43,7 @@ API = "/apis/kueue.x-k8s.io/v1beta2"
 QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 METRICS_CERTS = Path("/etc/kueue/metrics/certs")  # cmd/kueue/main.go reads it there
 LOCAL_QUEUE = "bench-lq"
+PID_FILE = Path(os.environ.get("CONVEYOR_BENCH_STATE", "/tmp/conveyor-bench")) / "kueue.pid"
 
 
 def version() -> str:
@@ -231,6 +232,13 @@ def configuration(
 # ---------------------------------------------------------------- the manager
 
 
+def manager_for(args: Any, kubeconfig: str, namespace: str, log_dir: Path) -> KueueManager:
+    """The manager for a phase, with the client budget the options give it."""
+    return KueueManager(
+        kubeconfig, namespace, log_dir, qps=args.kueue_client_qps, burst=args.kueue_client_burst
+    )
+
+
 class KueueManager:
     """The manager as a local process; its log goes to the run's directory."""
 
@@ -254,6 +262,7 @@ class KueueManager:
 
     def spawn(self) -> None:
         exe = ensure_built()
+        stop_stale()
         self_signed(self.cert_dir)
         self_signed(METRICS_CERTS)
         config = configuration(
@@ -280,6 +289,8 @@ class KueueManager:
                 start_new_session=True,
             )
         self.started_at = time.monotonic()
+        PID_FILE.parent.mkdir(parents=True, exist_ok=True)
+        PID_FILE.write_text(str(self.proc.pid))
 
     def ready(self) -> bool:
         try:
@@ -295,14 +306,15 @@ class KueueManager:
             raise RuntimeError(f"Kueue's manager is not running (log {self.log_path})")
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc, 15)
         self.proc = None
+        PID_FILE.unlink(missing_ok=True)
+
+
+def stop_stale() -> None:
+    """A manager left by a benchmark that was killed would act on the next
+    run's Jobs too: its pid file names it."""
+    stop_stale_process(PID_FILE, str(home() / "kueue"), "Kueue's manager")
 
 
 # ---------------------------------------------------------------- a phase's setup
@@ -312,6 +324,7 @@ async def start(kube: Kube, manager: KueueManager, namespace: str, pods: int) ->
     """CRDs, the queues of a quota of `pods` pods, and the manager, ready and
     with its ClusterQueue active; returns what the phase reports of it."""
     await asyncio.to_thread(apply_crds, manager.kubeconfig)
+    await uninstall(kube, namespace, within=5)  # a killed run's queues, of another quota
     for path, obj in objects(namespace, workloads.pod_template(fail=False, run_for=None), pods):
         await kube.create(path, obj)
     await asyncio.to_thread(manager.spawn)
@@ -422,3 +435,23 @@ class WorkloadTimeline:
             ),
             "admissions_per_second": round((len(admitted) - 1) / span, 2) if span else None,
         }
+
+
+async def release_workloads(kube: Kube, namespace: str) -> None:
+    """Lift the finalizers of Workloads a killed run left in the namespace with
+    no manager to lift them, so that deleting the namespace does not hang."""
+    try:
+        items, _ = await kube.list(f"{API}/namespaces/{namespace}/workloads")
+    except ApiError:
+        return  # no namespace, or no Kueue CRDs yet
+    held = [w for w in items if w["metadata"].get("finalizers")]
+    if held:
+        log(f"lifting the finalizers of {len(held)} Workloads left in {namespace}")
+    for w in held:
+        await kube.request(
+            "PATCH",
+            f"{API}/namespaces/{namespace}/workloads/{w['metadata']['name']}",
+            body={"metadata": {"finalizers": None}},
+            content_type="application/merge-patch+json",
+            ok=(404,),
+        )

@@ -214,8 +214,14 @@ async def noise_window(ctx: Ctx) -> dict[str, Any]:
     a = await scrape(ctx.kube)
     await asyncio.sleep(seconds)
     b = await scrape(ctx.kube)
-    total = sum(write_diff(a, b).values())
-    return {"seconds": seconds, "writes_per_second": round(total / seconds, 2)}
+    diff = write_diff(a, b)
+    total = sum(diff.values())
+    top = sorted(diff.items(), key=lambda kv: -kv[1])[:5]
+    return {
+        "seconds": seconds,
+        "writes_per_second": round(total / seconds, 2),
+        "top": {resource_label(k): v for k, v in top},
+    }
 
 
 def check_no_other_operator(ctx: Ctx, namespaces: list[str]) -> list[str]:
@@ -342,6 +348,9 @@ async def throughput(
         "pod": "bare pods",
     }
     log(f"=== phase {phase}: {n} {nouns[kind]}")
+    if kind == "kueue":
+        kueue.stop_stale()
+        await kueue.release_workloads(ctx.kube, ns)
     await create_namespace(ctx.kube, ns)
     operator: OperatorProcess | None = None
     manager: KueueManager | None = None
@@ -387,13 +396,7 @@ async def throughput(
             result["operator_cmdline"] = " ".join(operator.cmdline[1:])
         elif kind == "kueue":
             cap = args.kueue_quota
-            manager = KueueManager(
-                ctx.kubeconfig,
-                ns,
-                ctx.log_dir,
-                qps=args.kueue_client_qps,
-                burst=args.kueue_client_burst,
-            )
+            manager = kueue.manager_for(args, ctx.kubeconfig, ns, ctx.log_dir)
             result.update(
                 await kueue.start(ctx.kube, manager, ns, cap),
                 kcm_flags=kcm_note,
@@ -614,9 +617,16 @@ async def latency(ctx: Ctx, kind: str) -> dict[str, Any]:
     phase = f"latency-{kind}"
     ns = ctx.ns(phase)
     log(f"=== phase {phase}: {samples} jobs one at a time through kubectl apply")
+    if kind == "kueue":
+        kueue.stop_stale()
+        await kueue.release_workloads(ctx.kube, ns)
     await create_namespace(ctx.kube, ns)
     operator = None
+    manager: KueueManager | None = None
     try:
+        if kind == "kueue":
+            manager = kueue.manager_for(args, ctx.kubeconfig, ns, ctx.log_dir)
+            await kueue.start(ctx.kube, manager, ns, args.kueue_quota)
         if kind == "conveyor":
             await wait_for_exclusive(ctx, [ns])
             await ctx.kube.create(
@@ -637,7 +647,9 @@ async def latency(ctx: Ctx, kind: str) -> dict[str, Any]:
             "phase": phase,
             "kind": kind,
             "samples": samples,
-            **await sample_latency(ctx, ns, kind, samples, operator=operator, label=phase),
+            **await sample_latency(
+                ctx, ns, kind, samples, operator=operator, manager=manager, label=phase
+            ),
         }
         log(
             f"=== {phase}: created->pod p50 {result['created_to_pod']['p50_ms']} ms "
@@ -651,6 +663,10 @@ async def latency(ctx: Ctx, kind: str) -> dict[str, Any]:
             operator.stop()
         if not args.keep_namespaces:
             await cleanup_namespace(ctx.kube, ns)
+        if manager is not None:
+            if not args.keep_namespaces:
+                await kueue.uninstall(ctx.kube, ns)
+            manager.stop()
 
 
 async def sample_latency(
@@ -662,9 +678,11 @@ async def sample_latency(
     operator: OperatorProcess | None,
     label: str,
     prefix: str = "l-",
+    manager: KueueManager | None = None,
 ) -> dict[str, Any]:
-    """`samples` jobs (BackgroundJobs in queue q00, or batch/v1 Jobs) applied one
-    at a time, each after the previous finished: the latency figures."""
+    """`samples` jobs (BackgroundJobs in queue q00, batch/v1 Jobs, or batch/v1
+    Jobs for Kueue) applied one at a time, each after the previous finished:
+    the latency figures."""
     args = ctx.args
     if kind == "conveyor":
         path = f"{workloads.GROUP_PATH}/namespaces/{ns}/backgroundjobs"
@@ -703,6 +721,8 @@ async def sample_latency(
                 name = f"{prefix}{i:04d}"
                 if kind == "conveyor":
                     obj = workloads.background_job(name, ns, "q00", fail=False, run_for=None)
+                elif kind == "kueue":
+                    obj = workloads.kueue_job(name, ns, kueue.LOCAL_QUEUE, fail=False, run_for=None)
                 else:
                     obj = workloads.batch_job(name, ns, fail=False, run_for=None)
                 workloads.label(obj, SAMPLE_LABEL, label)
@@ -727,6 +747,8 @@ async def sample_latency(
                         raise PhaseAbortedError(f"{kind} {name} did not finish within 60s")
                     if operator is not None:
                         operator.check()
+                    if manager is not None:
+                        manager.check()
                     await asyncio.sleep(0.005)
                 seen = jobs.seen[name]
                 if name in pod_created:
@@ -759,6 +781,23 @@ async def sample_latency(
 
 
 # ---------------------------------------------------------------- restart with a backlog
+
+
+async def first_admission(
+    operator: OperatorProcess, pods: Tracker, within: float, label: str
+) -> tuple[float, float]:
+    """Seconds from the operator's spawn to its liveness and to the first pod
+    seen in `pods` (its first admission)."""
+    healthy = await operator.until_healthy(within=within)
+    deadline = time.monotonic() + within
+    while pods.first_seen_at is None:
+        operator.check()
+        if time.monotonic() > deadline:
+            raise PhaseAbortedError(f"no pod {within}s after the restart")
+        await asyncio.sleep(0.01)
+    first = pods.first_seen_at - operator.started_at
+    log(f"[{label}] first admission {first:.2f}s after the operator started")
+    return healthy, first
 
 
 async def restart(ctx: Ctx, n: int) -> dict[str, Any]:
@@ -801,15 +840,7 @@ async def restart(ctx: Ctx, n: int) -> dict[str, Any]:
             ctx.own_pids.add(operator.proc.pid)  # type: ignore[union-attr]
             sampler.add("operator", operator.pid)
             sampler.start()
-            healthy = await operator.until_healthy(within=args.phase_timeout)
-            deadline = time.monotonic() + args.phase_timeout
-            while pods.first_seen_at is None:
-                operator.check()
-                if time.monotonic() > deadline:
-                    raise PhaseAbortedError(f"no pod {args.phase_timeout}s after the restart")
-                await asyncio.sleep(0.01)
-            first = pods.first_seen_at - operator.started_at
-            log(f"[{phase}] first admission {first:.2f}s after the operator started")
+            healthy, first = await first_admission(operator, pods, args.phase_timeout, phase)
             await asyncio.sleep(args.restart_observe)
             usage = await sampler.stop()
             admitted = len(pods.seen)

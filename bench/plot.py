@@ -29,23 +29,39 @@ def finished_over_time(results: dict[str, Any], path: Path) -> bool:
     }
     if not series:
         return False
-    fig, ax = plt.subplots(figsize=(10, 5.5), dpi=100)
-    for name, points in series.items():
-        xs = [x for x, _ in points]
-        ys = [y for _, y in points]
-        rate = results["phases"][name].get("jobs_per_second")
-        ax.plot(xs, ys, label=f"{name} ({rate}/s)" if rate else name, linewidth=1.6)
+    # a phase far longer than the others (the budget-bound Job baseline) would
+    # squash them: then a second panel shows the others on their own time scale
+    ends = {name: points[-1][0] for name, points in series.items()}
+    longest = max(ends, key=lambda n: ends[n])
+    others = [n for n in series if n != longest]
+    zoom = bool(others) and ends[longest] > 2 * max(ends[n] for n in others)
+    fig, axes = plt.subplots(2 if zoom else 1, 1, figsize=(10, 9 if zoom else 5.5), dpi=100)
+    panels = list(axes) if zoom else [axes]
+    colors = {name: f"C{i}" for i, name in enumerate(series)}
     meta = results["meta"]
     a = meta["args"]
-    ax.set_title(
+    for ax, names in zip(panels, [list(series), others], strict=False):
+        for name in names:
+            points = series[name]
+            rate = results["phases"][name].get("jobs_per_second")
+            ax.plot(
+                [x for x, _ in points],
+                [y for _, y in points],
+                label=f"{name} ({rate}/s)" if rate else name,
+                color=colors[name],
+                linewidth=1.6,
+            )
+        ax.set_xlabel("seconds after the phase's first create")
+        ax.set_ylabel("jobs finished (harness watch)")
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="lower right", fontsize=9)
+    panels[0].set_title(
         f"Jobs finished over time ({a.get('jobs')} per phase, concurrency "
         f"{a.get('concurrency')}; run {meta['started']})",
         fontsize=11,
     )
-    ax.set_xlabel("seconds after the phase's first create")
-    ax.set_ylabel("jobs finished (harness watch)")
-    ax.grid(True, alpha=0.3)
-    ax.legend(loc="lower right", fontsize=9)
+    if zoom:
+        panels[1].set_title(f"the same without {longest}", fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)

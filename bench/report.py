@@ -200,6 +200,7 @@ def figures(results: dict[str, Any]) -> list[dict[str, Any]]:
         )
 
     lc, lj = ph.get("latency-conveyor"), ph.get("latency-job")
+    lk = ph.get("latency-kueue")
     for key, what in (
         ("created_to_pod", "apply -> pod created"),
         ("pod_succeeded_to_done", "pod Succeeded -> job Succeeded"),
@@ -207,19 +208,31 @@ def figures(results: dict[str, Any]) -> list[dict[str, Any]]:
         for pct in ("p50_ms", "p99_ms"):
             c = lc[key][pct] if lc else None
             j = lj[key][pct] if lj else None
+            k = lk[key][pct] if lk else None
             if lc:
                 add(
                     "latency",
                     f"Conveyor {what}, {pct[:3]} ({lc['samples']} one at a time)",
                     c,
                     "ms",
-                    {"Job (kcm defaults)": _ratio(c, j)},
+                    {"Job (kcm defaults)": _ratio(c, j), "Kueue": _ratio(c, k)},
                     note="from the stored object (watch); kubectl's own time excluded"
                     if key == "created_to_pod"
                     else "",
                 )
             if lj:
                 add("latency", f"batch/v1 Job {what}, {pct[:3]}", j, "ms", {})
+            if lk:
+                add(
+                    "latency",
+                    f"Kueue (batch/v1 Job) {what}, {pct[:3]}",
+                    k,
+                    "ms",
+                    {"Job (kcm defaults)": _ratio(k, j)},
+                    note="kcm defaults, as for the Job; Job created suspended -> its pod"
+                    if key == "created_to_pod"
+                    else "",
+                )
     if lc:
         add(
             "latency",
@@ -336,6 +349,14 @@ def figures(results: dict[str, Any]) -> list[dict[str, Any]]:
             )
     del args
     return rows
+
+
+def _phase_table(title: str, phases: list[str], rows: list[tuple[str, list[str]]]) -> list[str]:
+    """A markdown table of figures (rows) by phase (columns), under a heading."""
+    out = ["", f"#### {title}", "", "| | " + " | ".join(phases) + " |"]
+    out.append("|---|" + "---:|" * len(phases))
+    out += [f"| {label} | " + " | ".join(cells) + " |" for label, cells in rows]
+    return out
 
 
 def _bound_note(p: dict[str, Any]) -> str:
@@ -543,59 +564,50 @@ def markdown(results: dict[str, Any]) -> str:
 
     flown = [n for n, p in ph.items() if (p.get("flight") or {}).get("pods_timed")]
     if flown:
-        out += [
-            "",
-            "#### Little's law: pods in flight (created -> finished, harness watch)",
-            "",
-            "| | " + " | ".join(flown) + " |",
-            "|---|" + "---:|" * len(flown),
-        ]
-        for key, what in (
-            ("cap", "cap (slots)"),
-            ("mean_seconds_in_flight", "mean time in flight, s"),
-            ("p50_seconds_in_flight", "p50 time in flight, s"),
-            ("mean_pods_in_flight", "mean pods in flight"),
-            ("max_pods_in_flight", "most pods in flight"),
-            ("bound_jobs_per_second", "bound: cap / mean time in flight, jobs/s"),
-        ):
-            cells = [
-                _fmt(ph[n]["flight"].get(key))
-                if key != "cap"
-                else (_fmt(ph[n]["flight"].get(key)) if ph[n]["flight"].get(key) else "none")
-                for n in flown
+
+        def flight(n: str, key: str) -> str:
+            v = ph[n]["flight"].get(key)
+            return "none" if key == "cap" and not v else _fmt(v)
+
+        out += _phase_table(
+            "Little's law: pods in flight (created -> finished, harness watch)",
+            flown,
+            [
+                (what, [flight(n, key) for n in flown])
+                for key, what in (
+                    ("cap", "cap (slots)"),
+                    ("mean_seconds_in_flight", "mean time in flight, s"),
+                    ("p50_seconds_in_flight", "p50 time in flight, s"),
+                    ("mean_pods_in_flight", "mean pods in flight"),
+                    ("max_pods_in_flight", "most pods in flight"),
+                    ("bound_jobs_per_second", "bound: cap / mean time in flight, jobs/s"),
+                )
             ]
-            out.append(f"| {what} | " + " | ".join(cells) + " |")
-        out.append(
-            "| measured, jobs/s | "
-            + " | ".join(_fmt(ph[n].get("jobs_per_second")) for n in flown)
-            + " |"
+            + [("measured, jobs/s", [_fmt(ph[n].get("jobs_per_second")) for n in flown])],
         )
 
     kw = [n for n, p in ph.items() if p.get("kwok")]
     if kw:
-        out += [
-            "",
-            "#### The fake nodes: kwok's status writes per pod, and watches the API server dropped",
-            "",
-            "| | " + " | ".join(kw) + " |",
-            "|---|" + "---:|" * len(kw),
-        ]
-        for key, what in (
-            ("status_patches_per_pod", "kwok status writes per pod (2 is right)"),
-            ("pods_patched_more_than_twice", "pods written more than twice"),
-            ("most_patches_on_one_pod", "most writes to one pod"),
-            ("stale_patches_refused", "stale stage writes refused (409)"),
-        ):
-            out.append(f"| {what} | " + " | ".join(_fmt(ph[n]["kwok"].get(key)) for n in kw) + " |")
-        for key, what in (
-            ("kwok_pod_watch", "kwok's pod watch dropped by the API server"),
-            ("all", "all watches dropped (too slow a reader)"),
-        ):
-            out.append(
-                f"| {what} | "
-                + " | ".join(_fmt((ph[n].get("watch_closes") or {}).get(key)) for n in kw)
-                + " |"
-            )
+        out += _phase_table(
+            "The fake nodes: kwok's status writes per pod, and watches the API server dropped",
+            kw,
+            [
+                (what, [_fmt(ph[n]["kwok"].get(key)) for n in kw])
+                for key, what in (
+                    ("status_patches_per_pod", "kwok status writes per pod (2 is right)"),
+                    ("pods_patched_more_than_twice", "pods written more than twice"),
+                    ("most_patches_on_one_pod", "most writes to one pod"),
+                    ("stale_patches_refused", "stale stage writes refused (409)"),
+                )
+            ]
+            + [
+                (what, [_fmt((ph[n].get("watch_closes") or {}).get(key)) for n in kw])
+                for key, what in (
+                    ("kwok_pod_watch", "kwok's pod watch dropped by the API server"),
+                    ("all", "all watches dropped (too slow a reader)"),
+                )
+            ],
+        )
 
     g = ph.get("growth")
     if g and g.get("steps"):
