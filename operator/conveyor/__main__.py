@@ -191,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.metrics_port:
             servers.append(await metrics.serve(args.metrics_port))
         watching = Watches(api.client, cache, namespaces=args.namespace, in_pool=api.run_blocking)
+        api.on_forbidden = watching.recheck
         watches.append(watching)
         watching.start()
         if leadership is not None:

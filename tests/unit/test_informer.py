@@ -311,3 +311,52 @@ async def test_a_list_that_fails_is_counted_by_verb_resource_and_status():
     await informer.stop()
     assert informer.last_error == "403 Forbidden"
     assert REGISTRY.get_sample_value("conveyor_api_request_errors_total", labels) == before + 1
+
+
+@run
+async def test_a_recheck_cuts_a_watch_begun_before_its_rbac_was_revoked():
+    """A watch streams on after the operator's permission is revoked (the API server checks
+    it when a watch begins). `recheck` (a write was forbidden) begins a new watch, which is
+    refused: the informer is stale, so the operator stops acting on that resource."""
+
+    class Quiet(Response):
+        def __init__(self) -> None:
+            super().__init__()
+            self.cut = threading.Event()
+
+        def stream(self, amt: int, decode_content: bool) -> Iterator[bytes]:
+            self.cut.wait(5)
+            yield from ()
+
+        def shutdown(self) -> None:
+            self.cut.set()
+
+    class Revocable(Lister):
+        def __init__(self) -> None:
+            super().__init__()
+            self.revoked = False
+            self.pages = [page([obj("a", 1)], 5)]
+
+        def __call__(self, **kwargs: Any) -> Response:
+            if self.revoked:
+                raise ApiException(status=403, reason="Forbidden")
+            if kwargs.get("watch"):
+                return Quiet()
+            return super().__call__(**kwargs)
+
+    lister = Revocable()
+    informer, _, _ = make(lister)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("conveyor.runtime.informer.relist_delay", lambda failures: 0.001)
+        informer.start()
+        await asyncio.wait_for(informer.synced.wait(), 2)
+        lister.revoked = True
+        await asyncio.sleep(0.05)
+        assert informer.failing_since is None, "the open watch does not know yet"
+        informer.recheck()
+        for _ in range(200):
+            if informer.failing_since is not None:
+                break
+            await asyncio.sleep(0.005)
+        await informer.stop()
+    assert informer.last_error == "403 Forbidden"

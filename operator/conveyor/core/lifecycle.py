@@ -209,7 +209,9 @@ def step(job: JobView, around: Surroundings) -> Decision:
     if draft.phase in TERMINAL:
         return _finished(draft, effective)
 
-    _adopt_unrecorded_pods(draft, around.pods)
+    _adopt_unrecorded_pods(draft, job, effective, around)
+    if draft.phase in TERMINAL:
+        return _finished(draft, effective)
     if draft.phase == "Running":
         wake_at = _follow_attempt(draft, job, effective, around)
         if draft.phase in ("Running", *TERMINAL):
@@ -278,28 +280,36 @@ def _finished(draft: _Draft, effective: Effective) -> Decision:
     return draft.decide(effective, wake_at=expires)
 
 
-def _adopt_unrecorded_pods(draft: _Draft, pods: Mapping[int, outcome.PodView]) -> None:
-    """A pod created just before a restart, whose attempt the status never recorded."""
-    newest = max(pods, default=0)
-    recorded: int = draft.values["attempts"]
-    if newest <= recorded:
-        return
-    pod = pods[newest]
-    draft.set(
-        attempts=newest,
-        phase="Running",
-        pod_name=pod.name,
-        next_attempt_at=None,
-        start_time=draft.values["start_time"] or pod.created_at,
-    )
-    draft.set_history(
-        [
-            *draft.history(),
-            AttemptRecord(attempt=newest, pod_name=pod.name, start_time=pod.created_at),
-        ]
-    )
-    # The crash came between creating the pod and writing status: write what admission would have.
-    draft.condition("Admitted", "True", "Started", f"attempt {newest} started as pod {pod.name}")
+def _adopt_unrecorded_pods(
+    draft: _Draft, job: JobView, effective: Effective, around: Surroundings
+) -> None:
+    """Pods of attempts the status never recorded: created just before a restart, or while
+    the status could not be written (its RBAC revoked). Each is adopted in turn, and each
+    but the newest is closed with its outcome (a pod deleted meanwhile: lost), so that the
+    history has every attempt and none is run twice."""
+    newest = max(around.pods, default=0)
+    while draft.values["attempts"] < newest and draft.phase not in TERMINAL:
+        if draft.phase == "Running":
+            _follow_attempt(draft, job, effective, around)  # the one it recorded ended
+            if draft.phase == "Running":
+                return  # it runs still, beside a newer one: not ours to untangle
+            continue
+        attempt = draft.values["attempts"] + 1
+        pod = around.pods.get(attempt)
+        name = naming.pod_name(job.name, attempt)
+        started = pod.created_at if pod is not None else None
+        draft.set(
+            attempts=attempt,
+            phase="Running",
+            pod_name=name,
+            next_attempt_at=None,
+            start_time=draft.values["start_time"] or started,
+        )
+        draft.set_history(
+            [*draft.history(), AttemptRecord(attempt=attempt, pod_name=name, start_time=started)]
+        )
+        # Created before its status was written: write what admission would have.
+        draft.condition("Admitted", "True", "Started", f"attempt {attempt} started as pod {name}")
 
 
 def _follow_attempt(

@@ -64,6 +64,9 @@ class PodView:
     disruption_reason: str | None = None
     unschedulable_message: str | None = None
     log_tail: str | None = None
+    gone: bool = False
+    """Deleted, and this is its last state: the operator remembers it because the job's
+    status had not recorded its attempt yet."""
 
     @property
     def terminal(self) -> bool:
@@ -72,7 +75,7 @@ class PodView:
     @property
     def live(self) -> bool:
         """Holds a slot of its queue: not finished (terminating pods still run)."""
-        return not self.terminal
+        return not self.terminal and not self.gone
 
 
 Kind = Literal["Running", "Succeeded", "Failed", "Disrupted"]
@@ -99,7 +102,7 @@ def classify(
     start_timeout_seconds: int,
 ) -> Outcome:
     """The outcome of the current attempt, given its pod (None: the pod is gone)."""
-    if pod is None:
+    if pod is None or (pod.gone and not pod.terminal):
         return Outcome(
             "Disrupted",
             reason="PodDeleted",

@@ -201,6 +201,9 @@ class ClientKubeApi:
         self._instance = reporting_instance or os.environ.get("POD_NAME") or "conveyor"
         self.fence = fence
         """Asked right before every write leaves the process: may this replica write?"""
+        self.on_forbidden: Callable[[str], None] | None = None
+        """Told the resource (`pods`, `backgroundjobs`, ...) of a request RBAC refused: the
+        operator's permissions changed, and its watch of that resource may not know yet."""
 
     @property
     def client(self) -> kubernetes.client.ApiClient:
@@ -220,7 +223,16 @@ class ClientKubeApi:
         except ApiException as error:
             if request is not None:
                 metrics.api_error(*request, error.status)
-            raise _translate(error) from error
+            translated = _translate(error)
+            if (
+                request is not None
+                and self.on_forbidden is not None
+                and isinstance(translated, ApiError)
+                and translated.status == 403
+                and not translated.refused_by_policy
+            ):
+                self.on_forbidden(request[1].partition("/")[0])
+            raise translated from error
         except (urllib3.exceptions.HTTPError, OSError):
             if request is not None:
                 metrics.api_error(*request, None)
