@@ -54,6 +54,10 @@ esac
 t0=$SECONDS
 log() { printf '[image %3ds] %s\n' "$((SECONDS - t0))" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
+say() { log "$@"; }
+into_log() { local file="$1"; shift; "$@" >"$file" 2>&1; }
+# shellcheck source=../../tests/cluster/progress.sh
+source "$ROOT/tests/cluster/progress.sh"  # long: a heartbeat while a slow step runs
 
 # Temporary dirs, removed on exit whatever happens.
 CLEAN=()
@@ -134,8 +138,8 @@ else
     log "building the base rootfs: debootstrap --variant=minbase $SUITE + ${PACKAGES[*]} (a few minutes, once per machine)"
     tmp="$(mktemp -d "$CACHE/rootfs/.build-XXXXXX")"; CLEAN+=("$tmp")
     dblog="$CACHE/rootfs/debootstrap.log"
-    debootstrap --variant=minbase --include="$(IFS=,; echo "${PACKAGES[*]}")" \
-      "$SUITE" "$tmp" "$MIRROR" >"$dblog" 2>&1 \
+    long "debootstrap" "$dblog" into_log "$dblog" debootstrap --variant=minbase \
+      --include="$(IFS=,; echo "${PACKAGES[*]}")" "$SUITE" "$tmp" "$MIRROR" \
       || { tail -20 "$dblog" >&2; die "debootstrap failed (log: $dblog)"; }
     # what a slim image leaves out: package caches, docs, man pages
     rm -rf "$tmp"/var/cache/apt/archives/*.deb "$tmp"/var/lib/apt/lists/* \

@@ -32,7 +32,14 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.cluster.fixtures import BUSYBOX_IMAGE, STATE_DIR, KubeCluster, wait_for
+from tests.cluster.fixtures import (
+    BUSYBOX_IMAGE,
+    STATE_DIR,
+    KubeCluster,
+    run_showing_progress,
+    show,
+    wait_for,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "conveyor"
@@ -97,7 +104,9 @@ def _is_local_cluster(cluster: KubeCluster) -> bool:
 
 
 @pytest.fixture(scope="session")
-def operator_image(kube_cluster: KubeCluster, tmp_path_factory: pytest.TempPathFactory) -> str:
+def operator_image(
+    kube_cluster: KubeCluster, tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
+) -> str:
     """The operator image ref: $CONVEYOR_IMAGE, else built and imported by build-local.sh."""
     if image := os.environ.get("CONVEYOR_IMAGE"):
         return image
@@ -108,22 +117,17 @@ def operator_image(kube_cluster: KubeCluster, tmp_path_factory: pytest.TempPathF
             pytrace=False,
         )
     log = tmp_path_factory.mktemp("image") / "build-local.log"
-    with log.open("w") as stderr:
-        proc = subprocess.run(
-            ["bash", str(BUILD_LOCAL)],
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            text=True,
-            timeout=1800,
-            check=False,
-        )
-    if proc.returncode != 0:
+    show(pytestconfig, f"\n[tests] the operator image: images/operator/build-local.sh (log {log})")
+    status, out = run_showing_progress(
+        ["bash", str(BUILD_LOCAL)], log, pytestconfig, progress=("[image",), result_on_stdout=True
+    )
+    if status != 0:
         pytest.fail(
-            f"images/operator/build-local.sh failed (exit {proc.returncode}):\n"
+            f"images/operator/build-local.sh failed (exit {status}):\n"
             + "\n".join(log.read_text(errors="replace").splitlines()[-30:]),
             pytrace=False,
         )
-    return proc.stdout.strip().splitlines()[-1]
+    return out.strip().splitlines()[-1]
 
 
 def split_image(ref: str) -> tuple[str, str]:
