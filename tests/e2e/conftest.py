@@ -12,8 +12,8 @@ these tests create their own `e2e-*` namespaces instead of using the
 Everything goes through `helm` and `kubectl`. The image is built by
 images/operator/build-local.sh when the cluster is the local one (a second or
 so when nothing changed); on any other cluster, set CONVEYOR_IMAGE to an image
-it can pull (and CONVEYOR_TEST_JOB_IMAGE to a busybox it can pull, if
-conveyor.local/busybox:1.35 is not loaded there).
+it can pull (and CONVEYOR_TEST_JOB_IMAGE to a busybox it can pull, if it cannot
+pull busybox:1.36 from Docker Hub).
 """
 
 from __future__ import annotations
