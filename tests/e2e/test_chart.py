@@ -21,7 +21,7 @@ OPERATOR_RULES = {
     ("conveyor.dev", "jobqueues/status"): {"patch"},
     ("", "pods"): {"get", "list", "watch", "create", "delete"},
     ("", "pods/log"): {"get"},
-    ("", "events"): {"create"},
+    ("", "events"): {"create", "patch"},
 }
 PRIORITY_CLASS_RULES = {("scheduling.k8s.io", "priorityclasses"): {"get", "list", "watch"}}
 LEADER_ELECTION_RULES = {("coordination.k8s.io", "leases"): {"get", "create", "update"}}

@@ -242,12 +242,35 @@ class BackgroundJobSpec(ApiModel):
     )
     template: PodTemplate = Field(description="The pod each attempt runs (a PodTemplateSpec).")
     retry: RetryPolicy | None = Field(None, description="Attempts, backoff and exit codes.")
+    attempt_deadline_seconds: int | None = Field(
+        None,
+        ge=1,
+        le=31_536_000,
+        description=(
+            "Per attempt: each attempt's pod is stopped after this many seconds running (it "
+            "becomes the pod's own activeDeadlineSeconds) and the attempt fails as "
+            "DeadlineExceeded, counted and retried like any failure. Unset: no limit."
+        ),
+    )
+    job_deadline_seconds: int | None = Field(
+        None,
+        ge=1,
+        le=31_536_000,
+        description=(
+            "For the whole job, like batch/v1's activeDeadlineSeconds: at most this many "
+            "seconds from the first attempt's start (status.startTime), retries and backoff "
+            "included. When it runs out the running attempt's pod is deleted and the job fails "
+            "with reason DeadlineExceeded, no further attempt. Unset: no limit."
+        ),
+    )
     active_deadline_seconds: int | None = Field(
         None,
         ge=1,
         le=31_536_000,
         description=(
-            "Each attempt is stopped after this many seconds and fails as DeadlineExceeded."
+            "Deprecated: use attemptDeadlineSeconds, which it means (per attempt, unlike "
+            "batch/v1's job-wide field of this name; jobDeadlineSeconds is that one). Still "
+            "honoured, with a Warning event and a Deprecated condition; removed in v1beta1."
         ),
     )
     start_timeout_seconds: int | None = Field(
@@ -353,6 +376,12 @@ class BackgroundJobSpec(ApiModel):
                     ".every",
                 ),
                 _cel(
+                    "!(has(self.attemptDeadlineSeconds) && has(self.activeDeadlineSeconds))",
+                    "activeDeadlineSeconds is the deprecated name of attemptDeadlineSeconds: "
+                    "give only attemptDeadlineSeconds",
+                    ".activeDeadlineSeconds",
+                ),
+                _cel(
                     "!(has(self.startAt) && has(self.delaySeconds))",
                     "startAt and delaySeconds are exclusive: give one of them",
                     ".delaySeconds",
@@ -389,24 +418,58 @@ class BackgroundJobSpec(ApiModel):
 
 
 Phase = Literal[
-    "Pending", "Blocked", "Delayed", "Queued", "Running", "BackingOff", "Succeeded", "Failed"
+    "Pending",
+    "Blocked",
+    "Delayed",
+    "Queued",
+    "Running",
+    "BackingOff",
+    "Succeeded",
+    "Failed",
+    "Scheduled",
 ]
 ConditionStatus = Literal["True", "False", "Unknown"]
 
 
-class Condition(ApiModel):
-    """A condition in the Kubernetes convention: one per type, changed on transitions."""
+CONDITION_TYPE = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$"
+)
+CONDITION_REASON = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
+MAX_CONDITION_MESSAGE = 32768
 
-    type: str = Field(description="Succeeded, Failed, Admitted, Blocked, InvalidSpec, ...")
+
+class Condition(ApiModel):
+    """A condition in the Kubernetes convention (metav1.Condition): one per type, in a list
+    keyed by type; reason, message and lastTransitionTime always set."""
+
+    type: str = Field(
+        max_length=316,
+        pattern=CONDITION_TYPE,
+        description="Succeeded, Failed, Admitted, Blocked, InvalidSpec, ...",
+    )
     status: ConditionStatus = Field(description="True, False or Unknown.")
-    reason: str = Field("", description="Why, in one CamelCase word.")
-    message: str = Field("", description="Why, for a person.")
-    last_transition_time: datetime.datetime | None = Field(
-        None, description="When status last changed."
+    reason: str = Field(
+        min_length=1,
+        max_length=1024,
+        pattern=CONDITION_REASON,
+        description="Why, in one CamelCase word, for programs.",
+    )
+    message: str = Field(max_length=MAX_CONDITION_MESSAGE, description="Why, for a person.")
+    last_transition_time: datetime.datetime = Field(
+        description="When status last changed (RFC 3339)."
     )
     observed_generation: int | None = Field(
-        None, description="The spec generation this condition was computed from."
+        None, ge=0, description="The spec generation this condition was computed from."
     )
+
+
+CONDITIONS_LIST_MAP: JsonDict = {
+    "x-kubernetes-list-type": "map",
+    "x-kubernetes-list-map-keys": ["type"],
+}
+"""Conditions as a list-map keyed by type, as the API conventions (and Kueue) have them:
+one entry per type, merged by type under server-side apply."""
 
 
 AttemptResult = Literal["Succeeded", "Failed", "Disrupted"]
@@ -444,7 +507,8 @@ class BackgroundJobStatus(ApiModel):
         description=(
             "Pending (not looked at yet, or its queue is missing), Blocked (waiting for "
             "dependsOn), Delayed (waiting for startAt), Queued (waiting for its queue), "
-            "Running, BackingOff (waiting to retry), Succeeded, Failed."
+            "Running, BackingOff (waiting to retry), Succeeded, Failed. A recurring job is "
+            "Scheduled between runs and Running while a run is active."
         ),
     )
     attempts: int = Field(0, ge=0, description="Attempts started so far, disrupted ones included.")
@@ -465,7 +529,11 @@ class BackgroundJobStatus(ApiModel):
     )
     pod_name: str | None = Field(None, description="The pod of the latest attempt.")
     start_time: datetime.datetime | None = Field(
-        None, description="When the first attempt started."
+        None,
+        description=(
+            "When the first attempt started (since the last replay); jobDeadlineSeconds "
+            "counts from here."
+        ),
     )
     completion_time: datetime.datetime | None = Field(
         None, description="When the job succeeded or failed for good."
@@ -485,8 +553,10 @@ class BackgroundJobStatus(ApiModel):
         default_factory=list,
         max_length=16,
         description=(
-            "Succeeded and Failed (terminal), Admitted, Blocked, QueueNotFound, InvalidSpec."
+            "Succeeded and Failed (terminal), Admitted, Blocked, QueueNotFound, InvalidSpec, "
+            "Suspended, Deprecated; one per type."
         ),
+        json_schema_extra=CONDITIONS_LIST_MAP,
     )
     observed_generation: int | None = Field(
         None, description="The spec generation the operator last acted on."
@@ -516,6 +586,11 @@ class BackgroundJobStatus(ApiModel):
         max_length=1000,
         description="Recurring jobs: the runs not finished yet.",
     )
+    active_count: int | None = Field(
+        None,
+        ge=0,
+        description="Recurring jobs: how many runs are not finished yet (kubectl get's Active).",
+    )
 
 
 class BackgroundJob(ApiModel):
@@ -544,9 +619,34 @@ class RateLimit(ApiModel):
 class JobDefaults(ApiModel):
     """Values given to the queue's jobs that leave them unset."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    "!(has(self.attemptDeadlineSeconds) && has(self.activeDeadlineSeconds))",
+                    "activeDeadlineSeconds is the deprecated name of attemptDeadlineSeconds: "
+                    "give only attemptDeadlineSeconds",
+                    ".activeDeadlineSeconds",
+                )
+            ]
+        }
+    )
+
     retry: RetryPolicy | None = Field(None, description="Attempts, backoff and exit codes.")
+    attempt_deadline_seconds: int | None = Field(
+        None, ge=1, le=31_536_000, description="Per attempt: the jobs' attemptDeadlineSeconds."
+    )
+    job_deadline_seconds: int | None = Field(
+        None, ge=1, le=31_536_000, description="For the whole job: the jobs' jobDeadlineSeconds."
+    )
     active_deadline_seconds: int | None = Field(
-        None, ge=1, le=31_536_000, description="Per-attempt deadline, in seconds."
+        None,
+        ge=1,
+        le=31_536_000,
+        description=(
+            "Deprecated: use attemptDeadlineSeconds, which it means (per attempt); the queue "
+            "shows a Deprecated condition while it is set; removed in v1beta1."
+        ),
     )
     start_timeout_seconds: int | None = Field(
         None, ge=1, le=86400, description="How long a pod may stay unstarted."
@@ -592,7 +692,10 @@ class JobQueueStatus(ApiModel):
         None, description="How long the oldest waiting job has waited, in seconds."
     )
     conditions: list[Condition] = Field(
-        default_factory=list, max_length=16, description="Ready: the queue admits jobs."
+        default_factory=list,
+        max_length=16,
+        description="Ready: the queue admits jobs; Deprecated: its spec uses a deprecated field.",
+        json_schema_extra=CONDITIONS_LIST_MAP,
     )
     observed_generation: int | None = Field(None, description="The spec generation last seen.")
 

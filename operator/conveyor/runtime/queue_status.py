@@ -16,14 +16,15 @@ import datetime
 from collections.abc import Callable
 from typing import Literal
 
-from conveyor.api.v1alpha1 import JobQueueStatus
-from conveyor.core import conditions
+from conveyor.api.v1alpha1 import Condition, JobQueueStatus
+from conveyor.core import conditions, deprecation
 from conveyor.runtime import kube, metrics
 from conveyor.runtime.admitter import Admitter
 from conveyor.runtime.cache import Cache
 
 INTERVAL = datetime.timedelta(seconds=1)
 PHASES = ("Pending", "Blocked", "Delayed", "Queued", "Running", "BackingOff", "Succeeded", "Failed")
+"""A one-off job's phases (recurring parents, Scheduled between runs, are not counted)."""
 AGE_TOLERANCE_SECONDS = 10
 """The oldest pending age alone is rewritten only when it moved more than this."""
 
@@ -64,12 +65,17 @@ class QueueStatusWriter:
             succeeded=counts.get("Succeeded", 0),
             failed=counts.get("Failed", 0),
             oldest_pending_seconds=int((now - oldest).total_seconds()) if oldest else None,
-            conditions=conditions.set_condition(
-                record.status.conditions,
-                "Ready",
-                ready[0],
-                reason=ready[1],
-                message=ready[2],
+            conditions=_deprecated(
+                conditions.set_condition(
+                    record.status.conditions,
+                    "Ready",
+                    ready[0],
+                    reason=ready[1],
+                    message=ready[2],
+                    now=now,
+                    generation=record.generation,
+                ),
+                deprecation.in_defaults(record.spec.defaults) if record.spec else None,
                 now=now,
                 generation=record.generation,
             ),
@@ -85,6 +91,27 @@ class QueueStatusWriter:
         await self._api.patch_queue_status(
             namespace, queue, status.model_dump(by_alias=True, mode="json")
         )
+
+
+def _deprecated(
+    conds: list[Condition],
+    message: str | None,
+    *,
+    now: datetime.datetime,
+    generation: int | None,
+) -> list[Condition]:
+    """A Deprecated condition while the queue's spec uses a deprecated field."""
+    if message is None:
+        return conditions.remove(conds, deprecation.CONDITION)
+    return conditions.set_condition(
+        conds,
+        deprecation.CONDITION,
+        "True",
+        reason=deprecation.REASON,
+        message=message,
+        now=now,
+        generation=generation,
+    )
 
 
 def _same_counts(new: JobQueueStatus, old: JobQueueStatus) -> bool:
