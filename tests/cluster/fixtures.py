@@ -207,6 +207,22 @@ class KubeCluster:
         return proc.stdout
 
 
+def table(output: str) -> list[dict[str, str]]:
+    """Rows of `kubectl get` output as dicts keyed by column header ("LAST FAILURE" included)."""
+    lines = [ln for ln in output.splitlines() if ln.strip()]
+    if not lines:
+        return []
+    columns = [(m.start(), m.group()) for m in re.finditer(r"\S+(?: \S+)*", lines[0])]
+    rows = []
+    for line in lines[1:]:
+        row = {}
+        for k, (start, name) in enumerate(columns):
+            end = columns[k + 1][0] if k + 1 < len(columns) else None
+            row[name] = line[start:end].strip()
+        rows.append(row)
+    return rows
+
+
 def _cluster_answers(kubeconfig: str) -> bool:
     try:
         from kubernetes import client, config

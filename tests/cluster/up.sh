@@ -490,7 +490,8 @@ build_pause_archive() {
   rm -rf "$root"
 }
 
-BUSYBOX_ARCHIVE="$IMG_CACHE/busybox.tar"
+# In extra/, which every up.sh re-imports into a fresh cluster (import-image.sh's convention).
+BUSYBOX_ARCHIVE="$IMG_CACHE/extra/busybox.tar"
 
 build_busybox_archive() {
   local out="$BUSYBOX_ARCHIVE" names="$BUSYBOX_IMAGE $BUSYBOX_LEGACY_IMAGE"
@@ -519,7 +520,7 @@ import_images() {
   build_pause_archive
   build_busybox_archive
   local a n=0
-  for a in "$IMG_CACHE/pause-3.10.tar" "$BUSYBOX_ARCHIVE" "$IMG_CACHE"/extra/*.tar; do
+  for a in "$IMG_CACHE/pause-3.10.tar" "$IMG_CACHE"/extra/*.tar; do
     [[ -f "$a" ]] || continue
     ctr_k8s images import --snapshotter overlayfs "$a" >/dev/null || die "importing $a failed"
     n=$((n + 1))
@@ -533,7 +534,7 @@ import_missing_images() {
   local have
   have="$(ctr_k8s images ls -q 2>/dev/null)" || { log "warning: cannot list the cluster's images"; return 0; }
   if ! grep -qxF "$BUSYBOX_IMAGE" <<<"$have" || ! grep -qxF "$BUSYBOX_LEGACY_IMAGE" <<<"$have"; then
-    mkdir -p "$IMG_CACHE"
+    mkdir -p "$IMG_CACHE/extra"
     exec 7>"$IMG_CACHE/.busybox.lock"
     flock 7  # two up.sh at once must not write one archive together
     build_busybox_archive

@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import re
 import shutil
 import subprocess
 import uuid
@@ -38,8 +37,11 @@ from tests.cluster.fixtures import (
     KubeCluster,
     run_showing_progress,
     show,
+    table,
     wait_for,
 )
+
+__all__ = ["table"]  # kubectl get's table, read by the e2e tests
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "conveyor"
@@ -382,25 +384,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
         if isinstance(value, Release):
             report.sections.append((f"operator log ({value.namespace})", value.operator_log()))
             break
-
-
-# ---------------------------------------------------------------- reading kubectl's output
-
-
-def table(output: str) -> list[dict[str, str]]:
-    """Rows of `kubectl get` output as dicts keyed by column header ("LAST FAILURE" included)."""
-    lines = [ln for ln in output.splitlines() if ln.strip()]
-    if not lines:
-        return []
-    columns = [(m.start(), m.group()) for m in re.finditer(r"\S+(?: \S+)*", lines[0])]
-    rows = []
-    for line in lines[1:]:
-        row = {}
-        for k, (start, name) in enumerate(columns):
-            end = columns[k + 1][0] if k + 1 < len(columns) else None
-            row[name] = line[start:end].strip()
-        rows.append(row)
-    return rows
 
 
 def assert_only_release_acted(cluster: KubeCluster, namespace: str, release: Release) -> None:

@@ -127,3 +127,19 @@ async def test_a_queue_whose_defaults_use_the_deprecated_name_says_so(world: Wor
     assert "spec.defaults.attemptDeadlineSeconds" in types["Deprecated"]["message"]
     pod_body = world.api.get(Resource.PODS, NAMESPACE, "send-1-1")
     assert pod_body is not None and pod_body["spec"]["activeDeadlineSeconds"] == 30
+
+
+@scenario
+async def test_the_operator_wakes_a_running_job_at_its_job_deadline(world: World) -> None:
+    """Nothing happens to the pod; the clock alone brings the job back at startTime +
+    jobDeadlineSeconds, when its pod is deleted and it fails."""
+    world.job("bounded", jobDeadlineSeconds=4, retry={"maxAttempts": 5})
+    await world.start()
+    await world.advance(0.5)
+    world.api.run_pod(NAMESPACE, "bounded-1")
+    await world.advance(1)
+    assert world.phase("bounded") == "Running"
+    await world.advance(3)
+    assert world.phase("bounded") == "Failed"
+    assert world.condition("bounded", "Failed")["reason"] == "DeadlineExceeded"
+    assert world.pods("bounded") == []
