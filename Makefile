@@ -40,17 +40,22 @@ lock: $(STAMP) ## re-resolve requirements/*.txt from pyproject.toml (after chang
 	  -c requirements/operator.txt -c requirements/build.txt -o requirements/dev.txt
 
 .PHONY: crds
-crds: $(STAMP) ## regenerate crds/ (and the chart's copy) from the pydantic models
+crds: $(STAMP) ## regenerate crds/ (and the chart's copy, and docs/api.md) from the pydantic models
 	$(BIN)/python -m conveyor.api.crd --write crds
-	$(MAKE) --no-print-directory chart-crds
+	$(MAKE) --no-print-directory chart-crds api-docs
+
+.PHONY: api-docs
+api-docs: $(STAMP) ## regenerate docs/api.md (the API reference) from the pydantic models
+	$(BIN)/python -m conveyor.api.docs --write docs/api.md
 
 .PHONY: lint
-lint: $(STAMP) ## ruff, mypy (strict on the core), import layering, CRDs up to date
+lint: $(STAMP) ## ruff, mypy (strict on the core), import layering, CRDs and docs/api.md up to date
 	$(BIN)/ruff check operator tests bench chaos
 	$(BIN)/ruff format --check operator tests bench chaos
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/python -m conveyor.api.crd --check crds
+	$(BIN)/python -m conveyor.api.docs --check docs/api.md
 
 .PHONY: unit
 unit: $(STAMP) ## the pure core's tests (seconds, no cluster)

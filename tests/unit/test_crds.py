@@ -475,3 +475,29 @@ def test_two_deadlines_and_the_deprecated_name(filename, path):
     assert fields["activeDeadlineSeconds"]["description"].startswith("Deprecated")
     rules = [r["rule"] for r in node["x-kubernetes-validations"]]
     assert "!(has(self.attemptDeadlineSeconds) && has(self.activeDeadlineSeconds))" in rules
+
+
+# ---------------------------------------------------------------- docs/api.md
+
+
+def test_the_api_reference_is_up_to_date():
+    """docs/api.md is what the models render (`make api-docs`), like the CRDs."""
+    from conveyor.api import docs
+
+    committed = (Path(__file__).resolve().parents[2] / "docs" / "api.md").read_text()
+    assert committed == docs.render(), "docs/api.md is stale: run `make api-docs`"
+
+
+def test_the_api_reference_names_every_field_with_an_example_manifest():
+    """Every property of both CRDs has a row; the example manifests parse."""
+    from conveyor.api import docs
+
+    docs.check_examples()
+    text = docs.render()
+    for filename, root in ((BGJ_FILE, "BackgroundJob"), (JQ_FILE, "JobQueue")):
+        schema = schema_of(filename)
+        for part in ("spec", "status"):
+            for path, _node in nodes(schema["properties"][part], part):
+                if path == part or path.endswith(("[]", "}")):
+                    continue  # the part itself, a list's items, a map's values
+                assert f"`{path}`" in text, f"{root}: {path} is missing from docs/api.md"
