@@ -30,6 +30,7 @@ from tests.e2e.conftest import (
     _is_local_cluster,
     split_image,
 )
+from tests.e2e.test_lifecycle import job_manifest
 
 pytestmark = pytest.mark.cluster
 
@@ -92,32 +93,6 @@ def previous_image(
     return out.strip().splitlines()[-1]
 
 
-def job(name: str, script: str, **spec: object) -> str:
-    return json.dumps(
-        {
-            "apiVersion": "conveyor.dev/v1alpha1",
-            "kind": "BackgroundJob",
-            "metadata": {"name": name},
-            "spec": {
-                "template": {
-                    "spec": {
-                        "terminationGracePeriodSeconds": 1,
-                        "containers": [
-                            {
-                                "name": "worker",
-                                "image": JOB_IMAGE,
-                                "imagePullPolicy": "IfNotPresent",
-                                "command": ["sh", "-c", script],
-                            }
-                        ],
-                    }
-                },
-                **spec,
-            },
-        }
-    )
-
-
 def test_helm_upgrade_from_the_previous_chart_loses_no_job(
     previous: tuple[Path, str],
     operator_image: str,
@@ -171,22 +146,11 @@ def test_helm_upgrade_from_the_previous_chart_loses_no_job(
         values_file=tmp_path / "new-values.yaml",
     )
     try:
-        kubectl(
-            "apply",
-            "-n",
-            jobs_ns,
-            "-f",
-            "-",
-            input=job("across", "sleep 20; echo done", activeDeadlineSeconds=300),
-        )
-        kubectl(
-            "apply",
-            "-n",
-            jobs_ns,
-            "-f",
-            "-",
-            input=job("ticks", "true", every="5s", concurrencyPolicy="Forbid"),
-        )
+        for manifest in (
+            job_manifest("across", "sleep 20; echo done", activeDeadlineSeconds=300),
+            job_manifest("ticks", "true", every="5s", concurrencyPolicy="Forbid"),
+        ):
+            kubectl("apply", "-n", jobs_ns, "-f", "-", input=manifest)
         kubectl(
             "wait",
             "--for=jsonpath={.status.phase}=Running",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+from collections.abc import Callable
 
 import pytest
 
@@ -26,12 +27,20 @@ class Clock:
         return self.now
 
 
-def record(batches: list[tuple[float, events.Subject, list[Event]]]) -> FakeKubeApi:
-    """Record each batch at its time (seconds after T0), then post everything."""
+def record(
+    batches: list[tuple[float, events.Subject, list[Event]]],
+    *,
+    between: Callable[[FakeKubeApi], None] | None = None,
+    prepare: Callable[[FakeKubeApi], None] | None = None,
+) -> FakeKubeApi:
+    """Record each batch at its time (seconds after T0), posting everything before the next;
+    `prepare` the API server first, and do `between` after each batch."""
 
     async def main() -> FakeKubeApi:
         clock = Clock()
         api = FakeKubeApi(clock=clock)
+        if prepare is not None:
+            prepare(api)
         recorder = events.EventRecorder(api, clock=clock)
         recorder.start()
         try:
@@ -43,11 +52,19 @@ def record(batches: list[tuple[float, events.Subject, list[Event]]]) -> FakeKube
                         break
                     await asyncio.sleep(0)
                 assert recorder.idle
+                if between is not None:
+                    between(api)
         finally:
             await recorder.stop()
         return api
 
     return asyncio.run(main())
+
+
+def _expire_first(api: FakeKubeApi) -> None:
+    """The API server drops the first Event (as it does after an hour), not its repost."""
+    if [e.count for e in api.events] == [1]:
+        api.events.clear()
 
 
 def failed(n: int) -> Event:
@@ -113,24 +130,7 @@ def test_a_repeat_whose_event_is_gone_is_posted_anew_with_its_count() -> None:
     """The API server dropped the Event (expired after an hour): the repeat creates it
     again, counted, instead of being lost."""
     same = Event("Warning", "QueueNotFound", "missing")
-
-    async def main() -> FakeKubeApi:
-        clock = Clock()
-        api = FakeKubeApi(clock=clock)
-        recorder = events.EventRecorder(api, clock=clock)
-        recorder.start()
-        recorder.record(JOB, [same])
-        while not recorder.idle:
-            await asyncio.sleep(0)
-        api.events.clear()
-        clock.now = at(10)
-        recorder.record(JOB, [same])
-        while not recorder.idle:
-            await asyncio.sleep(0)
-        await recorder.stop()
-        return api
-
-    api = asyncio.run(main())
+    api = record([(0, JOB, [same]), (10, JOB, [same])], between=_expire_first)
     (posted,) = api.events
     assert (posted.count, posted.first_at, posted.at) == (2, at(0), at(10))
 
@@ -141,22 +141,10 @@ def test_a_repeat_that_may_not_be_patched_is_posted_under_a_new_name(
 ) -> None:
     """An older chart's Role grants events create only: the repeat is still seen."""
     same = Event("Warning", "QueueNotFound", "missing")
-
-    async def main() -> FakeKubeApi:
-        clock = Clock()
-        api = FakeKubeApi(clock=clock)
-        api.fail("patch_event", refusal, times=10)
-        recorder = events.EventRecorder(api, clock=clock)
-        recorder.start()
-        for seconds in (0, 1):
-            clock.now = at(seconds)
-            recorder.record(JOB, [same])
-            while not recorder.idle:
-                await asyncio.sleep(0)
-        await recorder.stop()
-        return api
-
-    api = asyncio.run(main())
+    api = record(
+        [(0, JOB, [same]), (1, JOB, [same])],
+        prepare=lambda api: api.fail("patch_event", refusal, times=10),
+    )
     assert [e.count for e in api.events] == [1, 2]
     assert len({e.name for e in api.events}) == 2
 

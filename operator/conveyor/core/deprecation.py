@@ -13,7 +13,11 @@ batch/v1's field of that name is job-wide, so it became
 
 from __future__ import annotations
 
-from conveyor.api.v1alpha1 import BackgroundJobSpec, JobDefaults
+import datetime
+from collections.abc import Sequence
+
+from conveyor.api.v1alpha1 import BackgroundJobSpec, Condition, JobDefaults
+from conveyor.core import conditions
 
 CONDITION = "Deprecated"
 REASON = "DeprecatedField"
@@ -39,4 +43,19 @@ def _message(prefix: str) -> str:
         f"attempt (unlike batch/v1's job-wide field of that name); use "
         f"{prefix}attemptDeadlineSeconds, which means the same (jobDeadlineSeconds bounds "
         "the whole job)"
+    )
+
+
+def with_condition(
+    conds: Sequence[Condition],
+    message: str | None,
+    *,
+    now: datetime.datetime,
+    generation: int | None,
+) -> list[Condition]:
+    """`conds` with the Deprecated condition set to `message`, or without it (None)."""
+    if message is None:
+        return conditions.remove(conds, CONDITION)
+    return conditions.set_condition(
+        conds, CONDITION, "True", reason=REASON, message=message, now=now, generation=generation
     )

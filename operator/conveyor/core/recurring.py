@@ -198,19 +198,9 @@ def _note_deprecations(
     """A Deprecated condition while the spec uses a deprecated field (its runs inherit the
     field, and each says so too); a Warning event when it appears."""
     message = deprecation.in_job(job.spec)
-    if message is None:
-        return conditions.remove(conds, deprecation.CONDITION)
-    if not conditions.is_true(conds, deprecation.CONDITION):
+    if message is not None and not conditions.is_true(conds, deprecation.CONDITION):
         events.append(Event("Warning", deprecation.REASON, message))
-    return conditions.set_condition(
-        conds,
-        deprecation.CONDITION,
-        "True",
-        reason=deprecation.REASON,
-        message=message,
-        now=now,
-        generation=job.generation,
-    )
+    return deprecation.with_condition(conds, message, now=now, generation=job.generation)
 
 
 def schedule_last_due(

@@ -16,7 +16,7 @@ import datetime
 from collections.abc import Callable
 from typing import Literal
 
-from conveyor.api.v1alpha1 import Condition, JobQueueStatus
+from conveyor.api.v1alpha1 import JobQueueStatus
 from conveyor.core import conditions, deprecation
 from conveyor.runtime import kube, metrics
 from conveyor.runtime.admitter import Admitter
@@ -65,7 +65,7 @@ class QueueStatusWriter:
             succeeded=counts.get("Succeeded", 0),
             failed=counts.get("Failed", 0),
             oldest_pending_seconds=int((now - oldest).total_seconds()) if oldest else None,
-            conditions=_deprecated(
+            conditions=deprecation.with_condition(
                 conditions.set_condition(
                     record.status.conditions,
                     "Ready",
@@ -91,27 +91,6 @@ class QueueStatusWriter:
         await self._api.patch_queue_status(
             namespace, queue, status.model_dump(by_alias=True, mode="json")
         )
-
-
-def _deprecated(
-    conds: list[Condition],
-    message: str | None,
-    *,
-    now: datetime.datetime,
-    generation: int | None,
-) -> list[Condition]:
-    """A Deprecated condition while the queue's spec uses a deprecated field."""
-    if message is None:
-        return conditions.remove(conds, deprecation.CONDITION)
-    return conditions.set_condition(
-        conds,
-        deprecation.CONDITION,
-        "True",
-        reason=deprecation.REASON,
-        message=message,
-        now=now,
-        generation=generation,
-    )
 
 
 def _same_counts(new: JobQueueStatus, old: JobQueueStatus) -> bool:
