@@ -91,7 +91,7 @@ CHAOS_ARGS ?=
 
 .PHONY: chaos
 chaos: $(STAMP) ## fault injection on the local cluster, with figures (~40 min; restarts its components): CHAOS_ARGS="--quick"
-	bash tests/cluster/up.sh
+	bash tests/cluster/up.sh --with-kwok
 	$(BIN)/python -m chaos $(CHAOS_ARGS)
 
 # ---------------------------------------------------------------- image, chart, demo, e2e

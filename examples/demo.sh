@@ -41,13 +41,14 @@ IMAGE="$(bash images/operator/build-local.sh)" || die "building the image failed
 TAG="${IMAGE##*:}"
 echo "image: $IMAGE"
 
-step "3/5 the chart: helm upgrade --install $RELEASE charts/conveyor -n $RELEASE_NS"
+step "3/5 the chart: helm upgrade --install $RELEASE charts/conveyor -n $RELEASE_NS (waits until the operator is ready, up to 3 min)"
 kubectl create namespace "$DEMO_NS" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
 # Helm installs crds/ only when they are missing and never upgrades them (see
 # charts/conveyor/README.md): apply them first, as an upgrade should.
 show kubectl apply --server-side --force-conflicts -f charts/conveyor/crds/
 show helm upgrade --install "$RELEASE" charts/conveyor -n "$RELEASE_NS" --create-namespace \
-  --set image.tag="$TAG" --set "watchNamespaces={$DEMO_NS}" --wait --timeout 3m >/dev/null
+  --set image.repository="${IMAGE%:*}" --set image.tag="$TAG" --set "watchNamespaces={$DEMO_NS}" \
+  --wait --timeout 3m >/dev/null
 show kubectl -n "$RELEASE_NS" get deployment,pods -l app.kubernetes.io/instance="$RELEASE"
 
 step "4/5 jobs: a queue with retries, dependencies, a chunked export, a dead letter, a schedule"
