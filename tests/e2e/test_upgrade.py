@@ -22,6 +22,7 @@ import yaml
 
 from tests.cluster.fixtures import KubeCluster, run_showing_progress, show, table, wait_for
 from tests.e2e.conftest import (
+    CACHE,
     CHART,
     JOB_IMAGE,
     ROOT,
@@ -70,7 +71,9 @@ def previous_image(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> str:
     """The previous operator image: $CONVEYOR_PREVIOUS_IMAGE, else built from the previous
-    tree by its own build-local.sh (the local cluster only)."""
+    tree by its own build-local.sh (the local cluster only). Built as an archive only and
+    imported apart (import-image.sh --no-persist), so that the previous script's pruning
+    of older tags cannot remove the image this session's release runs."""
     if image := os.environ.get("CONVEYOR_PREVIOUS_IMAGE"):
         return image
     if not _is_local_cluster(kube_cluster):
@@ -78,19 +81,27 @@ def previous_image(
     log = tmp_path_factory.mktemp("previous-image") / "build-local.log"
     show(pytestconfig, f"\n[tests] the previous operator image ({PREVIOUS_CHART[:12]}; log {log})")
     env_python = Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv")) / "bin" / "python"
+    build = ["env", f"PYTHON={env_python}", "bash", str(previous_tree / BUILD_LOCAL)]
     status, out = run_showing_progress(
-        ["env", f"PYTHON={env_python}", "bash", str(previous_tree / BUILD_LOCAL)],
-        log,
-        pytestconfig,
-        progress=("[image",),
-        result_on_stdout=True,
+        [*build, "--no-import"], log, pytestconfig, progress=("[image",), result_on_stdout=True
     )
     if status != 0:
         pytest.fail(
             "the previous build-local.sh failed:\n" + "\n".join(log.read_text().splitlines()[-30:]),
             pytrace=False,
         )
-    return out.strip().splitlines()[-1]
+    ref = out.strip().splitlines()[-1]
+    archive = CACHE / "images" / "extra" / "conveyor.local_conveyor-operator.tar"
+    imported = subprocess.run(
+        ["bash", str(ROOT / "tests/cluster/import-image.sh"), "--archive", str(archive),
+         "--no-persist"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )  # fmt: skip
+    if imported.returncode != 0:
+        pytest.fail(f"importing the previous image failed:\n{imported.stderr}", pytrace=False)
+    return ref
 
 
 def test_helm_upgrade_from_the_previous_chart_loses_no_job(
