@@ -247,16 +247,17 @@ def background_job_crd() -> dict[str, Any]:
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
         {"name": "Priority", "type": "integer", "jsonPath": ".spec.priority", "priority": 1},
         {"name": "Pod", "type": "string", "jsonPath": ".status.podName", "priority": 1},
+        # future times as timestamps: kubectl shows a future "date" as <invalid>
         {
             "name": "Next Attempt",
-            "type": "date",
+            "type": "string",
             "jsonPath": ".status.nextAttemptAt",
             "priority": 1,
         },
         {"name": "Every", "type": "string", "jsonPath": ".spec.every", "priority": 1},
         {
             "name": "Next Schedule",
-            "type": "date",
+            "type": "string",
             "jsonPath": ".status.nextScheduleTime",
             "priority": 1,
         },
