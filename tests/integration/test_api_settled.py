@@ -34,6 +34,10 @@ def test_the_job_deadline_stops_the_whole_job(jobs: Jobs) -> None:
         jobDeadlineSeconds=4,
         retry={"maxAttempts": 5, "backoff": NO_BACKOFF},
     )
+    assert jobs.get("bounded")["spec"].get("jobDeadlineSeconds") == 4, (
+        "the API server pruned spec.jobDeadlineSeconds: CRDs without it were applied (by "
+        "another session on this cluster?) after this test applied its own"
+    )
     status = jobs.wait_phase("bounded", "Failed", timeout=60)
     failed = condition(status, "Failed")
     assert failed["reason"] == "DeadlineExceeded" and "jobDeadlineSeconds" in failed["message"]
