@@ -28,7 +28,7 @@ from bench.kube import ApiError, Kube
 from tests.cluster.operator import ROOT, OperatorProcess
 
 GROUP_PATH = "/apis/conveyor.dev/v1alpha1"
-BUSYBOX = "conveyor.local/busybox:1.35"
+BUSYBOX = "busybox:1.36"
 RESTART = ROOT / "tests" / "cluster" / "restart.sh"
 
 

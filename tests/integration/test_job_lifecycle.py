@@ -107,8 +107,8 @@ def test_a_non_retryable_exit_code_fails_at_once(jobs: Jobs) -> None:
 
 
 def test_an_attempt_past_its_deadline_is_stopped(jobs: Jobs) -> None:
-    """activeDeadlineSeconds stops the attempt; it is recorded as DeadlineExceeded."""
-    jobs.create("slow", "sleep 60", activeDeadlineSeconds=2, retry={"maxAttempts": 1})
+    """attemptDeadlineSeconds stops the attempt; it is recorded as DeadlineExceeded."""
+    jobs.create("slow", "sleep 60", attemptDeadlineSeconds=2, retry={"maxAttempts": 1})
     status = jobs.wait_phase("slow", "Failed", timeout=60)
     assert status["lastFailure"]["reason"] == "DeadlineExceeded"
 

@@ -64,10 +64,12 @@ def advance(
 
 
 def test_nothing_is_due_before_the_first_run() -> None:
-    """Before its first time a recurring job creates nothing, is Pending and wakes at that time."""
+    """Before its first time a recurring job creates nothing, is Scheduled (as between runs:
+    not Pending, which would read as stuck) and wakes at that time."""
     decision = step(recurring_job(), [], at(5))
     assert decision.create == [] and decision.delete == [] and decision.events == []
-    assert decision.status.phase == "Pending"
+    assert decision.status.phase == "Scheduled"
+    assert decision.status.active_count == 0
     assert decision.status.next_schedule_time == at(10)
     assert decision.wake_at == at(10)
 

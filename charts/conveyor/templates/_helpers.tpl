@@ -93,7 +93,8 @@ What the operator does with the API, and nothing more (no wildcard):
   jobqueues        get/list/watch; .../status patch (counts by phase)
   pods             get/list/watch, create (one per attempt), delete (deadline,
                    suspend, replace); pods/log get (the failure's log tail)
-  events           create (Normal/Warning events on the jobs)
+  events           create (Normal/Warning events on the jobs), patch (a repeated
+                   event's count and lastTimestamp, as client-go's recorder does)
 PriorityClasses are cluster-scoped: see the priorityclasses ClusterRole.
 */}}
 {{- define "conveyor.operatorRules" -}}
@@ -117,5 +118,5 @@ PriorityClasses are cluster-scoped: see the priorityclasses ClusterRole.
   verbs: [get]
 - apiGroups: [""]
   resources: [events]
-  verbs: [create]
+  verbs: [create, patch]
 {{- end }}

@@ -118,6 +118,7 @@ class RetryPolicy(ApiModel):
 
     max_attempts: int | None = Field(
         None,
+        examples=[5],
         ge=1,
         le=1000,
         description=(
@@ -128,6 +129,7 @@ class RetryPolicy(ApiModel):
     backoff: Backoff | None = Field(None, description="The delay between attempts.")
     non_retryable_exit_codes: list[Annotated[int, Field(ge=1, le=255)]] | None = Field(
         None,
+        examples=[[2]],
         max_length=64,
         description=(
             "Exit codes that mean the job itself decided to fail: the job fails at once, "
@@ -136,6 +138,7 @@ class RetryPolicy(ApiModel):
     )
     max_disruptions: int | None = Field(
         None,
+        examples=[10],
         ge=0,
         le=1000,
         description=(
@@ -157,9 +160,10 @@ class ContainerShape(ApiModel):
         json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
     )
 
-    name: str = Field(description="The container's name.", max_length=63)
+    name: str = Field(examples=["worker"], description="The container's name.", max_length=63)
     image: str | None = Field(
         None,
+        examples=["busybox:1.36"],
         description="The container image. Use an explicit tag: `:latest` implies pulling always.",
     )
 
@@ -189,10 +193,12 @@ class PodSpecShape(ApiModel):
         description="The containers of the pod; at least one.",
     )
     restart_policy: str | None = Field(
-        None, description="Must be Never or unset: Conveyor retries with new pods."
+        None,
+        examples=["Never"],
+        description="Must be Never or unset: Conveyor retries with new pods.",
     )
     priority_class_name: str | None = Field(
-        None, description="Prefer spec.priorityClassName of the BackgroundJob."
+        None, examples=["high"], description="Prefer spec.priorityClassName of the BackgroundJob."
     )
 
 
@@ -201,6 +207,7 @@ class PodTemplate(ApiModel):
 
     metadata: dict[str, Any] | None = Field(
         None,
+        examples=[{"labels": {"app": "mailer"}}],
         description="Labels and annotations given to each attempt's pod.",
         json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
     )
@@ -215,6 +222,7 @@ class BackgroundJobSpec(ApiModel):
 
     queue: str | None = Field(
         None,
+        examples=["email"],
         max_length=63,
         pattern=DNS_LABEL,
         description=(
@@ -224,6 +232,7 @@ class BackgroundJobSpec(ApiModel):
     )
     priority: int | None = Field(
         None,
+        examples=[10],
         ge=-1_000_000_000,
         le=1_000_000_000,
         description=(
@@ -233,6 +242,7 @@ class BackgroundJobSpec(ApiModel):
     )
     priority_class_name: str | None = Field(
         None,
+        examples=["high"],
         max_length=253,
         pattern=DNS_SUBDOMAIN,
         description=(
@@ -242,16 +252,43 @@ class BackgroundJobSpec(ApiModel):
     )
     template: PodTemplate = Field(description="The pod each attempt runs (a PodTemplateSpec).")
     retry: RetryPolicy | None = Field(None, description="Attempts, backoff and exit codes.")
-    active_deadline_seconds: int | None = Field(
+    attempt_deadline_seconds: int | None = Field(
         None,
+        examples=[600],
         ge=1,
         le=31_536_000,
         description=(
-            "Each attempt is stopped after this many seconds and fails as DeadlineExceeded."
+            "Per attempt: each attempt's pod is stopped after this many seconds running (it "
+            "becomes the pod's own activeDeadlineSeconds) and the attempt fails as "
+            "DeadlineExceeded, counted and retried like any failure. Unset: no limit."
+        ),
+    )
+    job_deadline_seconds: int | None = Field(
+        None,
+        examples=[3600],
+        ge=1,
+        le=31_536_000,
+        description=(
+            "For the whole job, like batch/v1's activeDeadlineSeconds: at most this many "
+            "seconds from the first attempt's start (status.startTime), retries and backoff "
+            "included. When it runs out the running attempt's pod is deleted and the job fails "
+            "with reason DeadlineExceeded, no further attempt. Unset: no limit."
+        ),
+    )
+    active_deadline_seconds: int | None = Field(
+        None,
+        examples=[600],
+        ge=1,
+        le=31_536_000,
+        description=(
+            "Deprecated: use attemptDeadlineSeconds, which it means (per attempt, unlike "
+            "batch/v1's job-wide field of this name; jobDeadlineSeconds is that one). Still "
+            "honoured, with a Warning event and a Deprecated condition; removed in v1beta1."
         ),
     )
     start_timeout_seconds: int | None = Field(
         None,
+        examples=[120],
         ge=1,
         le=86400,
         description=(
@@ -261,16 +298,19 @@ class BackgroundJobSpec(ApiModel):
     )
     start_at: datetime.datetime | None = Field(
         None,
+        examples=["2026-12-01T09:00:00Z"],
         description="Do not start before this time (RFC 3339). Exclusive with delaySeconds.",
     )
     delay_seconds: int | None = Field(
         None,
+        examples=[3600],
         ge=0,
         le=31_536_000,
         description="Do not start until this many seconds after the job was created.",
     )
     depends_on: list[Annotated[str, Field(max_length=253, pattern=DNS_SUBDOMAIN)]] | None = Field(
         None,
+        examples=[["charge-payment-123"]],
         max_length=64,
         description=(
             "BackgroundJobs of this namespace that must succeed before this one starts. "
@@ -279,6 +319,7 @@ class BackgroundJobSpec(ApiModel):
     )
     ttl_seconds_after_finished: int | None = Field(
         None,
+        examples=[86400],
         ge=0,
         le=31_536_000,
         description="Delete the job (and its pods) this many seconds after it finished.",
@@ -289,6 +330,7 @@ class BackgroundJobSpec(ApiModel):
     )
     schedule: str | None = Field(
         None,
+        examples=["0 9 * * *"],
         max_length=128,
         pattern=CRON_SHAPE,
         description=(
@@ -298,12 +340,14 @@ class BackgroundJobSpec(ApiModel):
     )
     every: str | None = Field(
         None,
+        examples=["30s"],
         max_length=32,
         pattern=DURATION_SHAPE,
         description="Makes this a recurring job run at a fixed interval, such as 30s or 1h30m.",
     )
     time_zone: str | None = Field(
         None,
+        examples=["Europe/Berlin"],
         max_length=64,
         pattern=r"^[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*$",
         description="IANA time zone of schedule, such as Europe/Berlin. Default UTC.",
@@ -317,6 +361,7 @@ class BackgroundJobSpec(ApiModel):
     )
     starting_deadline_seconds: int | None = Field(
         None,
+        examples=[300],
         ge=1,
         le=31_536_000,
         description=(
@@ -351,6 +396,12 @@ class BackgroundJobSpec(ApiModel):
                     "!(has(self.schedule) && has(self.every))",
                     "schedule and every are exclusive: give one of them",
                     ".every",
+                ),
+                _cel(
+                    "!(has(self.attemptDeadlineSeconds) && has(self.activeDeadlineSeconds))",
+                    "activeDeadlineSeconds is the deprecated name of attemptDeadlineSeconds: "
+                    "give only attemptDeadlineSeconds",
+                    ".activeDeadlineSeconds",
                 ),
                 _cel(
                     "!(has(self.startAt) && has(self.delaySeconds))",
@@ -389,24 +440,67 @@ class BackgroundJobSpec(ApiModel):
 
 
 Phase = Literal[
-    "Pending", "Blocked", "Delayed", "Queued", "Running", "BackingOff", "Succeeded", "Failed"
+    "Pending",
+    "Blocked",
+    "Delayed",
+    "Queued",
+    "Running",
+    "BackingOff",
+    "Succeeded",
+    "Failed",
+    "Scheduled",
 ]
 ConditionStatus = Literal["True", "False", "Unknown"]
 
 
-class Condition(ApiModel):
-    """A condition in the Kubernetes convention: one per type, changed on transitions."""
+CONDITION_TYPE = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$"
+)
+CONDITION_REASON = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
+MAX_CONDITION_MESSAGE = 32768
 
-    type: str = Field(description="Succeeded, Failed, Admitted, Blocked, InvalidSpec, ...")
-    status: ConditionStatus = Field(description="True, False or Unknown.")
-    reason: str = Field("", description="Why, in one CamelCase word.")
-    message: str = Field("", description="Why, for a person.")
-    last_transition_time: datetime.datetime | None = Field(
-        None, description="When status last changed."
+
+class Condition(ApiModel):
+    """A condition in the Kubernetes convention (metav1.Condition): one per type, in a list
+    keyed by type; reason, message and lastTransitionTime always set."""
+
+    type: str = Field(
+        examples=["Succeeded"],
+        max_length=316,
+        pattern=CONDITION_TYPE,
+        description="Succeeded, Failed, Admitted, Blocked, InvalidSpec, ...",
+    )
+    status: ConditionStatus = Field(examples=["True"], description="True, False or Unknown.")
+    reason: str = Field(
+        examples=["Completed"],
+        min_length=1,
+        max_length=1024,
+        pattern=CONDITION_REASON,
+        description="Why, in one CamelCase word, for programs.",
+    )
+    message: str = Field(
+        examples=["attempt 1 succeeded"],
+        max_length=MAX_CONDITION_MESSAGE,
+        description="Why, for a person.",
+    )
+    last_transition_time: datetime.datetime = Field(
+        examples=["2026-12-01T09:00:05Z"], description="When status last changed (RFC 3339)."
     )
     observed_generation: int | None = Field(
-        None, description="The spec generation this condition was computed from."
+        None,
+        examples=[1],
+        ge=0,
+        description="The spec generation this condition was computed from.",
     )
+
+
+CONDITIONS_LIST_MAP: JsonDict = {
+    "x-kubernetes-list-type": "map",
+    "x-kubernetes-list-map-keys": ["type"],
+}
+"""Conditions as a list-map keyed by type, as the API conventions (and Kueue) have them:
+one entry per type, merged by type under server-side apply."""
 
 
 AttemptResult = Literal["Succeeded", "Failed", "Disrupted"]
@@ -415,24 +509,43 @@ AttemptResult = Literal["Succeeded", "Failed", "Disrupted"]
 class AttemptRecord(ApiModel):
     """One attempt of the job: its pod, when it ran, and how it ended."""
 
-    attempt: int = Field(description="The attempt's number, from 1; also the pod's name suffix.")
-    pod_name: str | None = Field(None, description="The attempt's pod.")
-    start_time: datetime.datetime | None = Field(None, description="When its pod was created.")
-    finished_at: datetime.datetime | None = Field(None, description="When it ended.")
+    attempt: int = Field(
+        examples=[2], description="The attempt's number, from 1; also the pod's name suffix."
+    )
+    pod_name: str | None = Field(
+        None, examples=["send-confirmation-123-2"], description="The attempt's pod."
+    )
+    start_time: datetime.datetime | None = Field(
+        None, examples=["2026-12-01T09:00:01Z"], description="When its pod was created."
+    )
+    finished_at: datetime.datetime | None = Field(
+        None, examples=["2026-12-01T09:00:03Z"], description="When it ended."
+    )
     result: AttemptResult | None = Field(
         None,
+        examples=["Failed"],
         description=(
             "Succeeded; Failed (counts against maxAttempts); Disrupted (lost through no "
             "fault of the job: evicted, preempted, deleted, node lost; does not count)."
         ),
     )
     reason: str | None = Field(
-        None, description="Error, OOMKilled, DeadlineExceeded, Evicted, ImagePullBackOff, ..."
+        None,
+        examples=["Error"],
+        description="Error, OOMKilled, DeadlineExceeded, Evicted, ImagePullBackOff, ...",
     )
-    exit_code: int | None = Field(None, description="The worker container's exit code.")
-    message: str | None = Field(None, description="What the pod or container reported.")
+    exit_code: int | None = Field(
+        None, examples=[1], description="The worker container's exit code."
+    )
+    message: str | None = Field(
+        None,
+        examples=["SMTP 421: try again later"],
+        description="What the pod or container reported.",
+    )
     log_tail: str | None = Field(
-        None, description="The last lines of the worker container's log (failures only)."
+        None,
+        examples=["connecting to smtp:25\nrefused"],
+        description="The last lines of the worker container's log (failures only).",
     )
 
 
@@ -441,37 +554,56 @@ class BackgroundJobStatus(ApiModel):
 
     phase: Phase | None = Field(
         None,
+        examples=["BackingOff"],
         description=(
             "Pending (not looked at yet, or its queue is missing), Blocked (waiting for "
             "dependsOn), Delayed (waiting for startAt), Queued (waiting for its queue), "
-            "Running, BackingOff (waiting to retry), Succeeded, Failed."
+            "Running, BackingOff (waiting to retry), Succeeded, Failed. A recurring job is "
+            "Scheduled between runs and Running while a run is active."
         ),
     )
-    attempts: int = Field(0, ge=0, description="Attempts started so far, disrupted ones included.")
+    attempts: int = Field(
+        0, examples=[2], ge=0, description="Attempts started so far, disrupted ones included."
+    )
     failures: int = Field(
         0,
+        examples=[2],
         ge=0,
         description="Failed attempts that count against maxAttempts (since the last replay).",
     )
     disruptions: int = Field(
         0,
+        examples=[0],
         ge=0,
         description=(
             "Attempts lost through no fault of the job, not counted (since the last replay)."
         ),
     )
     attempts_summary: str | None = Field(
-        None, description="Counted attempts over maxAttempts, as shown by kubectl get: 2/5."
+        None,
+        examples=["2/5"],
+        description="Counted attempts over maxAttempts, as shown by kubectl get: 2/5.",
     )
-    pod_name: str | None = Field(None, description="The pod of the latest attempt.")
+    pod_name: str | None = Field(
+        None, examples=["send-confirmation-123-2"], description="The pod of the latest attempt."
+    )
     start_time: datetime.datetime | None = Field(
-        None, description="When the first attempt started."
+        None,
+        examples=["2026-12-01T09:00:00Z"],
+        description=(
+            "When the first attempt started (since the last replay); jobDeadlineSeconds "
+            "counts from here."
+        ),
     )
     completion_time: datetime.datetime | None = Field(
-        None, description="When the job succeeded or failed for good."
+        None,
+        examples=["2026-12-01T09:00:09Z"],
+        description="When the job succeeded or failed for good.",
     )
     next_attempt_at: datetime.datetime | None = Field(
-        None, description="When the next attempt may start (BackingOff, Delayed)."
+        None,
+        examples=["2026-12-01T09:00:05Z"],
+        description="When the next attempt may start (BackingOff, Delayed).",
     )
     last_failure: AttemptRecord | None = Field(
         None, description="The latest failed attempt, with its exit code and log tail."
@@ -485,14 +617,17 @@ class BackgroundJobStatus(ApiModel):
         default_factory=list,
         max_length=16,
         description=(
-            "Succeeded and Failed (terminal), Admitted, Blocked, QueueNotFound, InvalidSpec."
+            "Succeeded and Failed (terminal), Admitted, Blocked, QueueNotFound, InvalidSpec, "
+            "Suspended, Deprecated; one per type."
         ),
+        json_schema_extra=CONDITIONS_LIST_MAP,
     )
     observed_generation: int | None = Field(
-        None, description="The spec generation the operator last acted on."
+        None, examples=[1], description="The spec generation the operator last acted on."
     )
     replayed: str | None = Field(
         None,
+        examples=["1764579600"],
         description=(
             "The value of the conveyor.dev/replay annotation last acted on: a failed job "
             "is sent through again once per new value."
@@ -500,21 +635,33 @@ class BackgroundJobStatus(ApiModel):
     )
     queue_order: str | None = Field(
         None,
+        examples=["-000000010.1764579600.send-confirmation-123"],
         description=(
             "While Queued: a key that sorts the queue's waiting line in start order "
             "(kubectl get bgj --sort-by=.status.queueOrder)."
         ),
     )
     last_schedule_time: datetime.datetime | None = Field(
-        None, description="Recurring jobs: the scheduled time of the latest run created."
+        None,
+        examples=["2026-12-01T09:00:00Z"],
+        description="Recurring jobs: the scheduled time of the latest run created.",
     )
     next_schedule_time: datetime.datetime | None = Field(
-        None, description="Recurring jobs: the next scheduled time."
+        None,
+        examples=["2026-12-02T09:00:00Z"],
+        description="Recurring jobs: the next scheduled time.",
     )
     active: list[str] = Field(
+        examples=[["nightly-report-1764579600"]],
         default_factory=list,
         max_length=1000,
         description="Recurring jobs: the runs not finished yet.",
+    )
+    active_count: int | None = Field(
+        None,
+        examples=[1],
+        ge=0,
+        description="Recurring jobs: how many runs are not finished yet (kubectl get's Active).",
     )
 
 
@@ -537,25 +684,67 @@ class BackgroundJob(ApiModel):
 class RateLimit(ApiModel):
     """At most `max` pod starts in any window of `periodSeconds`."""
 
-    max: int = Field(ge=1, le=100_000, description="Pod starts allowed per period.")
+    max: int = Field(examples=[10], ge=1, le=100_000, description="Pod starts allowed per period.")
     period_seconds: int = Field(1, ge=1, le=86400, description="The window, in seconds.")
 
 
 class JobDefaults(ApiModel):
     """Values given to the queue's jobs that leave them unset."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    "!(has(self.attemptDeadlineSeconds) && has(self.activeDeadlineSeconds))",
+                    "activeDeadlineSeconds is the deprecated name of attemptDeadlineSeconds: "
+                    "give only attemptDeadlineSeconds",
+                    ".activeDeadlineSeconds",
+                )
+            ]
+        }
+    )
+
     retry: RetryPolicy | None = Field(None, description="Attempts, backoff and exit codes.")
+    attempt_deadline_seconds: int | None = Field(
+        None,
+        examples=[600],
+        ge=1,
+        le=31_536_000,
+        description="Per attempt: the jobs' attemptDeadlineSeconds.",
+    )
+    job_deadline_seconds: int | None = Field(
+        None,
+        examples=[3600],
+        ge=1,
+        le=31_536_000,
+        description="For the whole job: the jobs' jobDeadlineSeconds.",
+    )
     active_deadline_seconds: int | None = Field(
-        None, ge=1, le=31_536_000, description="Per-attempt deadline, in seconds."
+        None,
+        examples=[600],
+        ge=1,
+        le=31_536_000,
+        description=(
+            "Deprecated: use attemptDeadlineSeconds, which it means (per attempt); the queue "
+            "shows a Deprecated condition while it is set; removed in v1beta1."
+        ),
     )
     start_timeout_seconds: int | None = Field(
-        None, ge=1, le=86400, description="How long a pod may stay unstarted."
+        None, examples=[120], ge=1, le=86400, description="How long a pod may stay unstarted."
     )
     ttl_seconds_after_finished: int | None = Field(
-        None, ge=0, le=31_536_000, description="Delete finished jobs after this many seconds."
+        None,
+        examples=[86400],
+        ge=0,
+        le=31_536_000,
+        description="Delete finished jobs after this many seconds.",
     )
     priority_class_name: str | None = Field(
-        None, max_length=253, pattern=DNS_SUBDOMAIN, description="PriorityClass for the pods."
+        None,
+        examples=["normal"],
+        max_length=253,
+        pattern=DNS_SUBDOMAIN,
+        description="PriorityClass for the pods.",
     )
 
 
@@ -564,6 +753,7 @@ class JobQueueSpec(ApiModel):
 
     concurrency: int | None = Field(
         None,
+        examples=[5],
         ge=1,
         le=1_000_000,
         description=(
@@ -582,19 +772,28 @@ class JobQueueSpec(ApiModel):
 class JobQueueStatus(ApiModel):
     """Counts of the queue's jobs by phase, as last observed."""
 
-    pending: int = Field(0, description="Jobs waiting for admission (Queued or Pending).")
-    delayed: int = Field(0, description="Jobs waiting for a time (Delayed, BackingOff).")
-    blocked: int = Field(0, description="Jobs waiting for their dependencies.")
-    running: int = Field(0, description="Jobs with a live pod.")
-    succeeded: int = Field(0, description="Jobs that succeeded (and still exist).")
-    failed: int = Field(0, description="Jobs that failed for good (and still exist).")
+    pending: int = Field(
+        0, examples=[12], description="Jobs waiting for admission (Queued or Pending)."
+    )
+    delayed: int = Field(
+        0, examples=[3], description="Jobs waiting for a time (Delayed, BackingOff)."
+    )
+    blocked: int = Field(0, examples=[1], description="Jobs waiting for their dependencies.")
+    running: int = Field(0, examples=[5], description="Jobs with a live pod.")
+    succeeded: int = Field(0, examples=[140], description="Jobs that succeeded (and still exist).")
+    failed: int = Field(0, examples=[2], description="Jobs that failed for good (and still exist).")
     oldest_pending_seconds: int | None = Field(
-        None, description="How long the oldest waiting job has waited, in seconds."
+        None, examples=[42], description="How long the oldest waiting job has waited, in seconds."
     )
     conditions: list[Condition] = Field(
-        default_factory=list, max_length=16, description="Ready: the queue admits jobs."
+        default_factory=list,
+        max_length=16,
+        description="Ready: the queue admits jobs; Deprecated: its spec uses a deprecated field.",
+        json_schema_extra=CONDITIONS_LIST_MAP,
     )
-    observed_generation: int | None = Field(None, description="The spec generation last seen.")
+    observed_generation: int | None = Field(
+        None, examples=[1], description="The spec generation last seen."
+    )
 
 
 class JobQueue(ApiModel):

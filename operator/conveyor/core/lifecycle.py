@@ -27,6 +27,7 @@ starting or ending), never on a reconcile that changes nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import random as random_module
 from collections.abc import Callable, Mapping, Sequence
@@ -40,7 +41,7 @@ from conveyor.api.v1alpha1 import (
     Condition,
     Phase,
 )
-from conveyor.core import admission, backoff, conditions, naming, outcome
+from conveyor.core import admission, backoff, conditions, deprecation, naming, outcome
 from conveyor.core.effective import Effective
 
 HISTORY_LIMIT = 20
@@ -142,7 +143,7 @@ class _Draft:
         type_: str,
         status: Literal["True", "False"],
         reason: str,
-        message: str = "",
+        message: str,
         *,
         event: EventType | None = None,
     ) -> None:
@@ -204,6 +205,7 @@ def step(job: JobView, around: Surroundings) -> Decision:
     effective = around.effective
     assert effective is not None, "a valid job has effective settings"
 
+    _note_deprecations(draft, job.spec)
     _replay_if_asked(draft, job)
 
     if draft.phase in TERMINAL:
@@ -212,13 +214,71 @@ def step(job: JobView, around: Surroundings) -> Decision:
     _adopt_unrecorded_pods(draft, job, effective, around)
     if draft.phase in TERMINAL:
         return _finished(draft, effective)
+    wake_at = None
     if draft.phase == "Running":
         wake_at = _follow_attempt(draft, job, effective, around)
-        if draft.phase in ("Running", *TERMINAL):
-            if draft.phase in TERMINAL:
-                return _finished(draft, effective)
-            return draft.decide(effective, wake_at=wake_at)
-    return _wait_or_start(draft, job, effective, around)
+        if draft.phase in TERMINAL:
+            return _finished(draft, effective)
+    deadline = _job_deadline(draft, effective)
+    if deadline is not None and around.now >= deadline:
+        _stop_at_job_deadline(draft, job, effective, around)
+        return _finished(draft, effective)
+    if draft.phase == "Running":
+        return draft.decide(effective, wake_at=_earliest(wake_at, deadline))
+    decision = _wait_or_start(draft, job, effective, around)
+    if deadline is None or is_terminal(decision.status.phase):
+        return decision
+    return dataclasses.replace(decision, wake_at=_earliest(decision.wake_at, deadline))
+
+
+def _earliest(*moments: datetime.datetime | None) -> datetime.datetime | None:
+    return min((m for m in moments if m is not None), default=None)
+
+
+def _note_deprecations(draft: _Draft, spec: BackgroundJobSpec) -> None:
+    """A Deprecated condition while the spec uses a deprecated field (a Warning event when
+    it appears); gone once the spec no longer does."""
+    message = deprecation.in_job(spec)
+    if message is None:
+        draft.drop_condition(deprecation.CONDITION)
+    else:
+        draft.condition(deprecation.CONDITION, "True", deprecation.REASON, message, event="Warning")
+
+
+def _job_deadline(draft: _Draft, effective: Effective) -> datetime.datetime | None:
+    """When jobDeadlineSeconds runs out: counted from the first attempt's start."""
+    started: datetime.datetime | None = draft.values["start_time"]
+    if effective.job_deadline_seconds is None or started is None:
+        return None
+    return started + datetime.timedelta(seconds=effective.job_deadline_seconds)
+
+
+def _stop_at_job_deadline(
+    draft: _Draft, job: JobView, effective: Effective, around: Surroundings
+) -> None:
+    """The job ran out of jobDeadlineSeconds: its running attempt is stopped (its pod
+    deleted, the attempt recorded as DeadlineExceeded) and the job fails, as batch/v1
+    fails a Job past its activeDeadlineSeconds."""
+    seconds = effective.job_deadline_seconds
+    message = f"the job ran past jobDeadlineSeconds ({seconds}s since its first attempt started)"
+    if draft.phase == "Running":
+        attempt: int = draft.values["attempts"]
+        pod = around.pods.get(attempt)
+        if pod is not None and not pod.terminal:
+            draft.actions.append(DeletePod(pod.name))
+        history = draft.history()
+        if history and history[-1].attempt == attempt and history[-1].result is None:
+            stopped = history[-1].model_copy(
+                update={
+                    "finished_at": around.now,
+                    "result": "Failed",
+                    "reason": "DeadlineExceeded",
+                    "message": message,
+                }
+            )
+            draft.set_history([*history[:-1], stopped])
+            draft.set(last_failure=stopped)
+    _fail(draft, "DeadlineExceeded", message)
 
 
 def reject(
@@ -256,6 +316,7 @@ def _replay_if_asked(draft: _Draft, job: JobView) -> None:
         phase="Pending",
         failures=0,
         disruptions=0,
+        start_time=None,
         completion_time=None,
         next_attempt_at=None,
     )

@@ -125,7 +125,7 @@ def classify(
                 "Failed",
                 reason="DeadlineExceeded",
                 exit_code=pod.exit_code,
-                message=pod.message or "the attempt ran past activeDeadlineSeconds",
+                message=pod.message or "the attempt ran past attemptDeadlineSeconds",
                 finished_at=finished_at,
             )
         final = pod.exit_code is not None and pod.exit_code in non_retryable_exit_codes

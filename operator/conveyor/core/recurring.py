@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from conveyor.api.v1alpha1 import API_VERSION, BackgroundJobStatus
-from conveyor.core import conditions, naming
+from conveyor.api.v1alpha1 import API_VERSION, BackgroundJobStatus, Condition
+from conveyor.core import conditions, deprecation, naming
 from conveyor.core.lifecycle import Event, JobView, is_terminal
 from conveyor.core.schedule import Schedule, ScheduleError, missed_runs
 
@@ -95,6 +95,7 @@ def step(job: JobView, runs: Sequence[Run], now: datetime.datetime) -> Recurring
         )
         return RecurringDecision(status=new, events=events)
     conds = conditions.remove(conds, "InvalidSpec")
+    conds = _note_deprecations(conds, job, now, events)
 
     active = sorted((r for r in runs if not is_terminal(r.phase)), key=lambda r: r.scheduled_at)
     last = status.last_schedule_time
@@ -171,10 +172,12 @@ def step(job: JobView, runs: Sequence[Run], now: datetime.datetime) -> Recurring
     )
     new_status = status.model_copy(
         update={
-            "phase": "Running" if active_names else "Pending",
+            # like a CronJob: Running while a run is active, Scheduled between runs
+            "phase": "Running" if active_names else "Scheduled",
             "last_schedule_time": last,
             "next_schedule_time": next_time,
             "active": active_names,
+            "active_count": len(active_names),
             "conditions": conds,
             "observed_generation": job.generation,
             "attempts_summary": None,
@@ -187,6 +190,17 @@ def step(job: JobView, runs: Sequence[Run], now: datetime.datetime) -> Recurring
         events=events,
         wake_at=None if spec.suspend else next_time,
     )
+
+
+def _note_deprecations(
+    conds: list[Condition], job: JobView, now: datetime.datetime, events: list[Event]
+) -> list[Condition]:
+    """A Deprecated condition while the spec uses a deprecated field (its runs inherit the
+    field, and each says so too); a Warning event when it appears."""
+    message = deprecation.in_job(job.spec)
+    if message is not None and not conditions.is_true(conds, deprecation.CONDITION):
+        events.append(Event("Warning", deprecation.REASON, message))
+    return deprecation.with_condition(conds, message, now=now, generation=job.generation)
 
 
 def schedule_last_due(

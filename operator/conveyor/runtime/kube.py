@@ -70,6 +70,20 @@ class EventBody:
     reason: str
     message: str
     at: datetime.datetime
+    count: int = 1
+    first_at: datetime.datetime | None = None
+    """Set when a repeated event is posted anew (its earlier object gone): the first time."""
+
+
+@dataclass(frozen=True)
+class EventRepeat:
+    """An Event that happened again: its count, latest time and (latest) message."""
+
+    name: str
+    namespace: str
+    count: int
+    message: str
+    at: datetime.datetime
 
 
 class KubeApi(Protocol):
@@ -88,6 +102,7 @@ class KubeApi(Protocol):
         self, namespace: str, name: str, status: dict[str, Any]
     ) -> None: ...
     async def post_event(self, event: EventBody) -> None: ...
+    async def patch_event(self, repeat: EventRepeat) -> None: ...
 
 
 class ApiError(Exception):
@@ -170,6 +185,7 @@ DELETE_JOB: Request = ("delete", "backgroundjobs")
 CREATE_JOB: Request = ("create", "backgroundjobs")
 PATCH_QUEUE_STATUS: Request = ("patch", "jobqueues/status")
 CREATE_EVENT: Request = ("create", "events")
+PATCH_EVENT: Request = ("patch", "events")
 
 
 class ClientKubeApi:
@@ -367,7 +383,7 @@ class ClientKubeApi:
             )
 
     async def post_event(self, event: EventBody) -> None:
-        stamp = event.at.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        stamp = _event_time(event.at)
         body = {
             "apiVersion": "v1",
             "kind": "Event",
@@ -385,10 +401,24 @@ class ClientKubeApi:
             "source": {"component": naming.MANAGED_BY},
             "reportingComponent": f"{GROUP}/operator",
             "reportingInstance": self._instance,
-            "firstTimestamp": stamp,
+            "firstTimestamp": _event_time(event.first_at or event.at),
             "lastTimestamp": stamp,
-            "count": 1,
+            "count": event.count,
         }
         await self._call_json(
             CREATE_EVENT, self._core.create_namespaced_event, event.namespace, body
         )
+
+    async def patch_event(self, repeat: EventRepeat) -> None:
+        body = {
+            "count": repeat.count,
+            "lastTimestamp": _event_time(repeat.at),
+            "message": repeat.message[:1024],
+        }
+        await self._call_json(
+            PATCH_EVENT, self._core.patch_namespaced_event, repeat.name, repeat.namespace, body
+        )
+
+
+def _event_time(moment: datetime.datetime) -> str:
+    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
