@@ -25,6 +25,7 @@ from typing import Any
 
 from bench.cluster import binary
 from bench.kube import ApiError, Kube
+from tests.cluster.fixtures import BUSYBOX_IMAGE as BUSYBOX
 from tests.cluster.operator import ROOT, OperatorProcess
 
 GROUP_PATH = "/apis/conveyor.dev/v1alpha1"
