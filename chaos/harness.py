@@ -29,7 +29,6 @@ from tests.cluster.fixtures import BUSYBOX_IMAGE as BUSYBOX
 from tests.cluster.operator import ROOT, OperatorProcess
 
 GROUP_PATH = "/apis/conveyor.dev/v1alpha1"
-BUSYBOX = "busybox:1.36"
 RESTART = ROOT / "tests" / "cluster" / "restart.sh"
 
 
