@@ -239,7 +239,10 @@ def test_kubectl_get_shows_the_columns(jobs: Jobs, kube_cluster: KubeCluster) ->
     jobs.create("shown", "true")
     jobs.wait_phase("shown", "Succeeded")
     out = kube_cluster.kubectl("get", "bgj", "-n", jobs.namespace).stdout.splitlines()
-    assert out[0].split() == ["NAME", "QUEUE", "PHASE", "ATTEMPTS", "LAST", "FAILURE", "AGE"]
+    assert out[0].split() == [
+        *("NAME", "QUEUE", "PHASE", "ATTEMPTS", "LAST", "FAILURE"),
+        *("SCHEDULE", "SUSPEND", "ACTIVE", "LAST", "SCHEDULE", "AGE"),  # a recurring job's
+    ]
     assert out[1].split()[:3] == ["shown", "Succeeded", "1/5"]
     selected = kube_cluster.kubectl(
         "get",
