@@ -234,6 +234,21 @@ async def test_a_namespaced_relist_forgets_only_its_own_namespace():
     assert store.known() == [("two", "b")]
 
 
+class Quiet(Response):
+    """A watch that sends nothing until it is cut."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cut = threading.Event()
+
+    def stream(self, amt: int, decode_content: bool) -> Iterator[bytes]:
+        self.cut.wait(5)
+        yield from ()
+
+    def shutdown(self) -> None:
+        self.cut.set()
+
+
 @run
 async def test_a_failing_list_marks_the_informer_stale_until_a_list_succeeds():
     """A 404 (the CRD deleted) keeps failing: failing_since stays at its first failure, the
@@ -242,20 +257,6 @@ async def test_a_failing_list_marks_the_informer_stale_until_a_list_succeeds():
     class GoneError(Exception):
         status = 404
         reason = "Not Found"
-
-    class Quiet(Response):
-        """A watch that sends nothing until it is cut."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.cut = threading.Event()
-
-        def stream(self, amt: int, decode_content: bool) -> Iterator[bytes]:
-            self.cut.wait(5)
-            yield from ()
-
-        def shutdown(self) -> None:
-            self.cut.set()
 
     class Flaky(Lister):
         def __init__(self) -> None:
@@ -318,18 +319,6 @@ async def test_a_recheck_cuts_a_watch_begun_before_its_rbac_was_revoked():
     """A watch streams on after the operator's permission is revoked (the API server checks
     it when a watch begins). `recheck` (a write was forbidden) begins a new watch, which is
     refused: the informer is stale, so the operator stops acting on that resource."""
-
-    class Quiet(Response):
-        def __init__(self) -> None:
-            super().__init__()
-            self.cut = threading.Event()
-
-        def stream(self, amt: int, decode_content: bool) -> Iterator[bytes]:
-            self.cut.wait(5)
-            yield from ()
-
-        def shutdown(self) -> None:
-            self.cut.set()
 
     class Revocable(Lister):
         def __init__(self) -> None:
