@@ -247,6 +247,7 @@ def background_job_crd() -> dict[str, Any]:
             "priority": 1,
         },
         {"name": "Schedule", "type": "string", "jsonPath": ".spec.schedule", "priority": 1},
+        {"name": "Result", "type": "string", "jsonPath": ".status.result", "priority": 1},
     ]
     return _crd(
         kind="BackgroundJob",

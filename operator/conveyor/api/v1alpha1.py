@@ -30,6 +30,9 @@ MAX_JOB_NAME_LENGTH = 52
 """Pods are named `<job>-<attempt>` and scheduled runs `<job>-<unix seconds>`;
 52 characters leave room for both within the 63 of a label value."""
 
+RESULT_BYTES = 4096
+"""A container's termination message, as the kubelet bounds it (and so the operator)."""
+
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 CRON_SHAPE = (
@@ -434,6 +437,16 @@ class AttemptRecord(ApiModel):
     log_tail: str | None = Field(
         None, description="The last lines of the worker container's log (failures only)."
     )
+    output: str | None = Field(
+        None,
+        max_length=RESULT_BYTES,
+        description=(
+            "The worker container's termination message: what it wrote to "
+            "/dev/termination-log (its terminationMessagePath), at most 4096 bytes as "
+            "Kubernetes keeps it. The output of the attempt that succeeded is also the "
+            "job's status.result."
+        ),
+    )
 
 
 class BackgroundJobStatus(ApiModel):
@@ -475,6 +488,15 @@ class BackgroundJobStatus(ApiModel):
     )
     last_failure: AttemptRecord | None = Field(
         None, description="The latest failed attempt, with its exit code and log tail."
+    )
+    result: str | None = Field(
+        None,
+        max_length=RESULT_BYTES,
+        description=(
+            "The job's result, like BullMQ's returnvalue: the termination message of the "
+            "attempt that succeeded (what its worker wrote to /dev/termination-log, at most "
+            "4096 bytes). Unset until the job succeeds, and when the worker wrote nothing."
+        ),
     )
     history: list[AttemptRecord] = Field(
         default_factory=list,

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from conveyor.api.v1alpha1 import (
+    RESULT_BYTES,
     AttemptRecord,
     BackgroundJobSpec,
     BackgroundJobStatus,
@@ -330,13 +331,19 @@ def _follow_attempt(
         reason=result.reason,
         exit_code=result.exit_code,
         message=_clip(result.message, 1024),
+        output=_clip(pod.container_message if pod else None, RESULT_BYTES) or None,
     )
     draft.set_history([*history[:-1], record] if previous else [*history, record])
     finished_at = result.finished_at or around.now
     label = f"attempt {attempt}"
 
     if result.kind == "Succeeded":
-        draft.set(phase="Succeeded", completion_time=finished_at, next_attempt_at=None)
+        draft.set(
+            phase="Succeeded",
+            completion_time=finished_at,
+            next_attempt_at=None,
+            result=record.output,
+        )
         draft.condition("Succeeded", "True", "Completed", f"{label} succeeded")
         draft.emit("Normal", "Succeeded", f"{label} succeeded (pod {record.pod_name})")
         return None
