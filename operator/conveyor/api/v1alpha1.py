@@ -520,6 +520,29 @@ class BackgroundJobStatus(ApiModel):
             "is sent through again once per new value."
         ),
     )
+    promoted: str | None = Field(
+        None,
+        description=(
+            "The value of the conveyor.dev/promote annotation last acted on: a Delayed or "
+            "BackingOff job becomes ready to start at once (its queue's limits still apply), "
+            "once per new value."
+        ),
+    )
+    ran_now: str | None = Field(
+        None,
+        description=(
+            "The value of the conveyor.dev/run-now annotation last acted on: a recurring job "
+            "creates a run at once (labelled conveyor.dev/manual=true), once per new value."
+        ),
+    )
+    cancelled: str | None = Field(
+        None,
+        description=(
+            "The value of the conveyor.dev/cancel annotation last acted on: a waiting or "
+            "running job fails with reason Cancelled (its running pod is deleted), once per "
+            "new value."
+        ),
+    )
     queue_order: str | None = Field(
         None,
         description=(
