@@ -233,3 +233,19 @@ def test_action_values_and_patches():
         "conveyor.dev/cancel",
         "conveyor.dev/run-now",
     ]
+
+
+def test_which_action_applies_to_which_job():
+    """One rule, read by the operator's events and by clients before they ask."""
+    refusal = actions.refusal
+    assert refusal(actions.PROMOTE, "Delayed", recurring=False) is None
+    assert refusal(actions.PROMOTE, "BackingOff", recurring=False) is None
+    assert "this one is Running" in refusal(actions.PROMOTE, "Running", recurring=False)
+    assert refusal(actions.CANCEL, "Queued", recurring=False) is None
+    assert refusal(actions.CANCEL, "Running", recurring=False) is None
+    assert "Succeeded already" in refusal(actions.CANCEL, "Succeeded", recurring=False)
+    assert refusal(actions.REPLAY, "Failed", recurring=False) is None
+    assert "only a Failed job" in refusal(actions.REPLAY, None, recurring=False)
+    assert refusal(actions.RUN_NOW, "Pending", recurring=True) is None
+    assert "only a recurring job" in refusal(actions.RUN_NOW, "Failed", recurring=False)
+    assert "runs nothing itself" in refusal(actions.CANCEL, "Running", recurring=True)

@@ -54,6 +54,32 @@ class Action:
         return {"metadata": {"annotations": {self.annotation: value}}}
 
 
+PROMOTABLE = ("Delayed", "BackingOff")
+TERMINAL = ("Succeeded", "Failed")
+
+
+def refusal(action: Action, phase: str | None, *, recurring: bool) -> str | None:
+    """Why `action` does not apply to a job in `phase` (None: it applies), as the event that
+    ignores it says, and as a client can say before it asks."""
+    shown = phase or "Pending"
+    if action is RUN_NOW:
+        if recurring:
+            return None
+        return (
+            "only a recurring job (spec.schedule or spec.every) runs now; "
+            "promote a Delayed or BackingOff job instead"
+        )
+    if recurring:
+        return f"a recurring job runs nothing itself; {action.name} its runs"
+    if action is REPLAY and phase != "Failed":
+        return f"only a Failed job can be replayed, this one is {shown}"
+    if action is PROMOTE and phase not in PROMOTABLE:
+        return f"only a Delayed or BackingOff job can be promoted, this one is {shown}"
+    if action is CANCEL and phase in TERMINAL:
+        return f"the job has {shown} already"
+    return None
+
+
 REPLAY = Action("replay", naming.ANNOTATION_REPLAY, "replayed")
 PROMOTE = Action("promote", naming.ANNOTATION_PROMOTE, "promoted")
 CANCEL = Action("cancel", naming.ANNOTATION_CANCEL, "cancelled")

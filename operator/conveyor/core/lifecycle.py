@@ -283,8 +283,9 @@ def _cancel_if_asked(draft: _Draft, job: JobView, around: Surroundings) -> None:
         return
     draft.set(cancelled=asked)
     how = actions.CANCEL.how(asked)
-    if draft.phase in TERMINAL:
-        draft.emit("Normal", "CancelIgnored", f"{how} ignored: the job has {draft.phase} already")
+    refused = actions.refusal(actions.CANCEL, draft.phase, recurring=False)
+    if refused is not None:
+        draft.emit("Normal", "CancelIgnored", f"{how} ignored: {refused}")
         return
     message = f"cancelled ({how})"
     if draft.phase == "Running":
@@ -318,13 +319,9 @@ def _promote_if_asked(draft: _Draft, job: JobView, around: Surroundings) -> None
     draft.set(promoted=asked)
     how = actions.PROMOTE.how(asked)
     waited_for: datetime.datetime | None = draft.values["next_attempt_at"]
-    if draft.phase not in ("Delayed", "BackingOff"):
-        draft.emit(
-            "Normal",
-            "PromoteIgnored",
-            f"{how} ignored: only a Delayed or BackingOff job can be promoted, "
-            f"this one is {draft.phase or 'Pending'}",
-        )
+    refused = actions.refusal(actions.PROMOTE, draft.phase, recurring=False)
+    if refused is not None:
+        draft.emit("Normal", "PromoteIgnored", f"{how} ignored: {refused}")
         return
     instead = f" instead of at {naming.format_time(waited_for)}" if waited_for else ""
     message = f"ready to start now{instead} ({how}); its queue's limits still apply"
@@ -339,12 +336,8 @@ def _ignore_run_now(draft: _Draft, job: JobView) -> None:
     if asked is None:
         return
     draft.set(ran_now=asked)
-    draft.emit(
-        "Normal",
-        "RunNowIgnored",
-        f"{actions.RUN_NOW.how(asked)} ignored: only a recurring job (spec.schedule or "
-        f"spec.every) runs now; promote a Delayed or BackingOff job instead",
-    )
+    refused = actions.refusal(actions.RUN_NOW, draft.phase, recurring=False)
+    draft.emit("Normal", "RunNowIgnored", f"{actions.RUN_NOW.how(asked)} ignored: {refused}")
 
 
 def _end_attempt(

@@ -131,8 +131,9 @@ def _take_actions(
             Event(
                 "Normal",
                 f"{action.name.capitalize()}Ignored",
-                f"{action.how(asked)} ignored: a recurring job runs nothing itself; "
-                f"{action.name} its runs (kubectl get bgj -l {naming.LABEL_PARENT}={job.name})",
+                f"{action.how(asked)} ignored: "
+                f"{actions.refusal(action, job.status.phase, recurring=True)} "
+                f"(kubectl get bgj -l {naming.LABEL_PARENT}={job.name})",
             )
         )
     return job.status.model_copy(update=taken), run_now
