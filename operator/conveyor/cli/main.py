@@ -132,6 +132,15 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="show and allow retry, promote, run now, cancel, pause (off: read-only)",
     )
+    dashboard.add_argument(
+        "--namespaces",
+        help="watch these namespaces (comma-separated) instead of -n's one or -A's all",
+    )
+    dashboard.add_argument(
+        "--health-port",
+        type=int,
+        help="also serve /healthz alone on this port of every address (for probes)",
+    )
     return top
 
 
@@ -312,6 +321,8 @@ def run_dashboard(ctx: Context, args: argparse.Namespace) -> int:
         port=args.port,
         allow_actions=args.allow_actions,
         announce=lambda line: print(line, file=ctx.err, flush=True),
+        health_port=args.health_port,
+        namespaces=[n for n in args.namespaces.split(",") if n] if args.namespaces else None,
     )
     return 0
 

@@ -56,7 +56,7 @@ function until(stamp) {
   return s > 0 ? "in " + human(s) : "now";
 }
 
-function num(n, cls) { return h("td", { class: "num" + (n ? "" : " zero") + (cls && n ? " " + cls : "") }, String(n)); }
+function num(n, col) { return h("td", { class: "num" + (n ? "" : " zero"), "data-col": col }, String(n)); }
 
 function phase(p) { return h("span", { class: "phase " + p, "data-phase": p }, p); }
 
@@ -181,12 +181,13 @@ function queueTable(queues) {
       return h("tr", { class: q.paused ? "paused" : "", "data-queue": q.name, "data-namespace": q.namespace },
         h("td", {}, h("a", { href: link(`/queue/${q.namespace}/${q.name}`) }, name)),
         allNs ? h("td", { class: "muted" }, q.namespace) : null,
-        num(q.waiting), num(q.delayed), num(q.blocked), num(q.running), num(q.succeeded),
-        h("td", { class: "num" + (q.failed ? " bad" : " zero") },
+        num(q.waiting, "waiting"), num(q.delayed, "delayed"), num(q.blocked, "blocked"),
+        num(q.running, "running"), num(q.succeeded, "succeeded"),
+        h("td", { class: "num" + (q.failed ? " bad" : " zero"), "data-col": "failed" },
           q.failed ? h("a", { class: "bad", href: link("/jobs", { ...query, phase: "Failed" }), "data-testid": "failed-link" }, String(q.failed)) : "0"),
         h("td", { class: "num" }, rate(q.ratePerMinute)),
         h("td", { class: "num" }, q.oldestWaitingSeconds === null ? "—" : human(q.oldestWaitingSeconds)),
-        h("td", {}, !q.exists ? h("span", { class: "muted" }, "no JobQueue") : q.paused ? h("b", {}, "paused") : "admitting"),
+        h("td", { "data-col": "state" }, !q.exists ? h("span", { class: "muted" }, "no JobQueue") : q.paused ? h("b", {}, "paused") : "admitting"),
         h("td", {}, allow() && q.exists ? h("div", { class: "actions" },
           q.paused
             ? button("Resume", () => act(`/api/queues/${q.namespace}/${q.name}/resume`), { id: "resume" })
