@@ -43,8 +43,15 @@ lint: $(STAMP) ## ruff, mypy (strict on the core), import layering, CRDs up to d
 unit: $(STAMP) ## the pure core's tests (seconds, no cluster)
 	$(BIN)/pytest tests/unit -q $(PYTEST_ARGS)
 
+CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: chromium
+chromium: ## Debian's chromium, for the dashboard's browser tests (skipped when present)
+	@test -x $(CHROMIUM) || { echo "[make] installing chromium (apt-get)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
 .PHONY: integration
-integration: $(STAMP) ## the operator against the real cluster (brings the local one up if KUBECONFIG names none)
+integration: $(STAMP) chromium ## the operator against the real cluster (brings the local one up if KUBECONFIG names none)
 	$(BIN)/pytest tests/cluster tests/integration -q $(PYTEST_ARGS)
 	$(BIN)/pytest tests/e2e -q $(PYTEST_ARGS)
 
@@ -62,6 +69,12 @@ cluster-down: ## stop the local cluster and remove its state
 .PHONY: run
 run: $(STAMP) ## run the operator locally against the current kubeconfig
 	$(BIN)/python -m conveyor
+
+DASHBOARD_ARGS ?= -A
+
+.PHONY: dashboard
+dashboard: $(STAMP) ## the web dashboard on http://localhost:8099/, as you (current kubeconfig): DASHBOARD_ARGS="-n shop --allow-actions"
+	$(BIN)/kubectl-conveyor dashboard $(DASHBOARD_ARGS)
 
 BENCH_ARGS ?=
 
@@ -92,6 +105,7 @@ chart-crds: ## copy the generated crds/ into the chart's crds/ (a test fails whe
 chart-lint: ## helm lint --strict the chart, cluster-wide and namespaced
 	$(HELM) lint --strict charts/conveyor
 	$(HELM) lint --strict charts/conveyor --set 'watchNamespaces={team-a,team-b}'
+	$(HELM) lint --strict charts/conveyor --set dashboard.enabled=true --set dashboard.actions=true
 
 .PHONY: demo
 demo: $(STAMP) ## local cluster + operator image + chart, then example jobs running (idempotent)
