@@ -111,6 +111,18 @@ class JobRow:
     suspended: bool = False
     ended: tuple[tuple[datetime.datetime, str], ...] = field(default=(), repr=False)
     """(finishedAt, result) of each attempt that ended, as far as the history goes."""
+    search_text: str = field(default="", repr=False, compare=False)
+    """What a search looks in (name, queue, phase, last failure, result), lower case: made
+    once per change, not once per search."""
+
+    def __post_init__(self) -> None:
+        if not self.search_text:
+            text = " ".join(
+                part
+                for part in (self.name, self.queue, self.phase, self.last_failure, self.result)
+                if part
+            )
+            object.__setattr__(self, "search_text", text.lower())
 
     @property
     def recurring(self) -> bool:
@@ -122,12 +134,7 @@ class JobRow:
 
     def matches(self, text: str) -> bool:
         """A search: every word is in the name, queue, phase, last failure or result."""
-        haystack = " ".join(
-            part
-            for part in (self.name, self.queue, self.phase, self.last_failure, self.result)
-            if part
-        ).lower()
-        return all(word in haystack for word in text.lower().split())
+        return all(word in self.search_text for word in text.lower().split())
 
 
 def job_row(body: Mapping[str, Any]) -> JobRow:
@@ -333,6 +340,7 @@ def matching(
 ) -> list[JobRow]:
     """The jobs that match every filter given."""
     wanted = set(phases)
+    words = text.lower().split()
     return [
         row
         for row in rows
@@ -340,7 +348,7 @@ def matching(
         and (queue is None or row.queue == queue)
         and (not wanted or row.phase in wanted)
         and (parent is None or row.parent == parent)
-        and (not text or row.matches(text))
+        and (not words or all(word in row.search_text for word in words))
     ]
 
 

@@ -25,6 +25,7 @@ import datetime
 import json
 import logging
 import signal
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -124,8 +125,20 @@ def _overview(request: web.Request, board: Board) -> dict[str, Any]:
     }
 
 
+def _cached_overview(request: web.Request) -> dict[str, Any]:
+    """The overview, computed once per board version, scope and second, whoever asks: every
+    open page's stream asks at each change."""
+    board = request.app[BOARD]
+    cache = request.app[SETTINGS]["cache"]
+    key = (board.version, _namespace(request), request.query.get("queue"), int(time.time()))
+    if cache.get("key") != key:
+        cache["key"], cache["value"] = key, _overview(request, board)
+    value: dict[str, Any] = cache["value"]
+    return value
+
+
 async def overview(request: web.Request) -> web.Response:
-    return _json(_overview(request, request.app[BOARD]))
+    return _json(_cached_overview(request))
 
 
 def _int(request: web.Request, name: str, default: int, *, low: int, high: int) -> int:
@@ -243,7 +256,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
             except TimeoutError:
                 await response.write(b": keep-alive\n\n")
                 continue
-            data = json.dumps(_overview(request, board), default=str)
+            data = json.dumps(_cached_overview(request), default=str)
             await response.write(f"event: overview\ndata: {data}\n\n".encode())
     except (ConnectionResetError, asyncio.CancelledError):
         pass
@@ -320,6 +333,7 @@ def app(
         "allow_actions": allow_actions,
         "allowed_hosts": allowed_hosts or frozenset(),
         "context": context,
+        "cache": {},
     }
     application.add_routes(
         [

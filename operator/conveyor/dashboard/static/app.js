@@ -407,7 +407,9 @@ function fillNamespaces(names) {
   const wanted = ["", ...names];
   if ([...select.options].map(o => o.value).join() === wanted.join()) return;
   select.replaceChildren(...wanted.map(n => h("option", { value: n }, n || "all")));
-  select.value = wanted.includes(current) ? current : "";
+  // One namespace in sight (the dashboard was started with -n): that one, not "all".
+  select.value = wanted.includes(current) && current ? current : names.length === 1 ? names[0] : "";
+  return select.value !== current;
 }
 
 function connect() {
@@ -418,12 +420,12 @@ function connect() {
     state.skew = Date.parse(o.now) - Date.now();
     const first = state.overview === null;
     state.overview = o;
-    fillNamespaces(o.namespaces);
+    const moved = fillNamespaces(o.namespaces);
     const mode = document.getElementById("mode");
     mode.textContent = (o.context ? o.context + " · " : "") + (o.allowActions ? "actions on" : "read-only");
     mode.className = "badge" + (o.allowActions ? " write" : "");
     live.classList.add("on");
-    if (first) render(false);
+    if (first || moved) render(false);
     else if (o.version !== state.version) refresh(false);
     state.version = o.version;
   });
