@@ -263,11 +263,20 @@ async def stream(request: web.Request) -> web.StreamResponse:
     return response
 
 
-async def healthz(request: web.Request) -> web.Response:
-    board = request.app[BOARD]
+def _healthy(board: Board) -> tuple[bool, dict[str, Any]]:
     health = board.health()
-    ok = all(v["synced"] and not v["failing"] for v in health.values())
+    return all(v["synced"] and not v["failing"] for v in health.values()), health
+
+
+async def healthz(request: web.Request) -> web.Response:
+    ok, health = _healthy(request.app[BOARD])
     return _json({"ok": ok, "watches": health}, 200 if ok else 503)
+
+
+async def probe(request: web.Request) -> web.Response:
+    """The probes' /healthz on the pod's address: whether it is healthy, and nothing else."""
+    ok, _ = _healthy(request.app[BOARD])
+    return _json({"ok": ok}, 200 if ok else 503)
 
 
 # ---------------------------------------------------------------- actions
@@ -357,7 +366,7 @@ def health_app(board: Board) -> web.Application:
     localhost."""
     application = web.Application()
     application[BOARD] = board
-    application.add_routes([web.get("/healthz", healthz)])
+    application.add_routes([web.get("/healthz", probe)])
     return application
 
 
