@@ -40,7 +40,7 @@ class FakeCalls:
             b
             for (ns, _), b in self.bodies.items()
             if ns == namespace
-            and b["spec"].get("queue") == filters.get("queue")
+            and (b["spec"].get("queue") or "") == filters.get("queue")
             and b["status"].get("phase") == filters.get("phase")
         ]
 
@@ -220,3 +220,15 @@ def test_hostnames_without_ports():
     assert server._hostname("[::1]:8099") == "[::1]"
     assert server._hostname("127.0.0.1") == "127.0.0.1"
     assert server._hostname(None) == ""
+
+
+@with_actions
+async def test_the_failed_jobs_of_no_queue_are_retried_through_the_dash(client, board, calls):
+    """`-` in the path stands for the jobs that name no queue; they cannot be paused."""
+    calls.bodies[("shop", "loose")] = job_body("loose", "Failed", queue=None)
+    headers = {server.ACTION_HEADER: "1"}
+    done = await client.post("/api/queues/shop/-/retry-failed", headers=headers)
+    assert (await done.json())["done"] == "1 failed jobs retried"
+    assert calls.asked == [("replay", "shop", "loose")]
+    refused = await client.post("/api/queues/shop/-/pause", headers=headers)
+    assert refused.status == 404 and calls.paused == []

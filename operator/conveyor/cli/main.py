@@ -100,7 +100,7 @@ def parser() -> argparse.ArgumentParser:
     )
     retry.add_argument("job", nargs="?")
     retry.add_argument("--failed", action="store_true", help="every Failed job of --queue")
-    retry.add_argument("-q", "--queue")
+    retry.add_argument("-q", "--queue", help='the queue ("" for the jobs that name none)')
     for name, action, help_ in (
         ("promote", actions.PROMOTE, "a Delayed or BackingOff job: ready to start now"),
         ("run-now", actions.RUN_NOW, "a recurring job: create a run now"),
@@ -270,8 +270,8 @@ def _asked(ctx: Context, asked: operations.Asked) -> None:
 def run_retry(ctx: Context, args: argparse.Namespace) -> int:
     namespace = ctx.one_namespace
     if args.failed:
-        if args.job or not args.queue:
-            raise UsageError("retry --failed takes -q QUEUE and no job name")
+        if args.job or args.queue is None:
+            raise UsageError('retry --failed takes -q QUEUE (-q "" for jobs of no queue), no job')
         failed = ctx.api.jobs(namespace, queue=args.queue, phase="Failed")
         if not failed:
             print(f"No Failed jobs in queue {args.queue} of {namespace} namespace.", file=ctx.err)

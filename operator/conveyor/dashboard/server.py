@@ -306,11 +306,16 @@ async def job_action(request: web.Request) -> web.Response:
     return await _act(ask)
 
 
+NO_QUEUE_IN_PATH = "-"
+"""In a path, the jobs that name no queue ("-" is no queue's name: not a DNS label)."""
+
+
 async def queue_action(request: web.Request) -> web.Response:
     api = request.app[API]
     namespace, name = request.match_info["namespace"], request.match_info["name"]
+    name = "" if name == NO_QUEUE_IN_PATH else name
     verb = request.match_info["action"]
-    if verb in ("pause", "resume"):
+    if verb in ("pause", "resume") and name:
         return await _act(lambda: bool(api.set_paused(namespace, name, verb == "pause")) and verb)
     if verb == "retry-failed":
 

@@ -70,9 +70,12 @@ function params() {
   return { path, query: new URLSearchParams(query || "") };
 }
 
+// An empty value is no filter, but for the queue: queue="" is the jobs that name none.
+function kept(key, value) { return value !== null && value !== undefined && (value !== "" || key === "queue"); }
+
 function link(path, query) {
   const q = new URLSearchParams();
-  for (const [k, v] of Object.entries(query || {})) if (v !== null && v !== undefined && v !== "") q.set(k, v);
+  for (const [k, v] of Object.entries(query || {})) if (kept(k, v)) q.set(k, v);
   const s = q.toString();
   return "#" + path + (s ? "?" + s : "");
 }
@@ -179,7 +182,7 @@ function queueTable(queues) {
       const name = q.name || "(no queue)";
       const query = { namespace: q.namespace, queue: q.name };
       return h("tr", { class: q.paused ? "paused" : "", "data-queue": q.name, "data-namespace": q.namespace },
-        h("td", {}, h("a", { href: link(`/queue/${q.namespace}/${q.name}`) }, name)),
+        h("td", {}, h("a", { href: link(`/queue/${q.namespace}/${q.name || "-"}`) }, name)),
         allNs ? h("td", { class: "muted" }, q.namespace) : null,
         num(q.waiting, "waiting"), num(q.delayed, "delayed"), num(q.blocked, "blocked"),
         num(q.running, "running"), num(q.succeeded, "succeeded"),
@@ -188,12 +191,17 @@ function queueTable(queues) {
         h("td", { class: "num" }, rate(q.ratePerMinute)),
         h("td", { class: "num" }, q.oldestWaitingSeconds === null ? "—" : human(q.oldestWaitingSeconds)),
         h("td", { "data-col": "state" }, !q.exists ? h("span", { class: "muted" }, "no JobQueue") : q.paused ? h("b", {}, "paused") : "admitting"),
-        h("td", {}, allow() && q.exists ? h("div", { class: "actions" },
-          q.paused
-            ? button("Resume", () => act(`/api/queues/${q.namespace}/${q.name}/resume`), { id: "resume" })
-            : button("Pause", () => act(`/api/queues/${q.namespace}/${q.name}/pause`), { id: "pause" }),
-          q.failed ? button(`Retry ${q.failed} failed`, () => act(`/api/queues/${q.namespace}/${q.name}/retry-failed`, `Retry all ${q.failed} failed jobs of ${name}?`), { id: "retry-failed" }) : null) : null));
+        h("td", {}, allow() ? queueButtons(q) : null));
     }))));
+}
+
+function queueButtons(q) {
+  const base = `/api/queues/${q.namespace}/${q.name || "-"}`;
+  return h("div", { class: "actions" },
+    !q.exists ? null : q.paused
+      ? button("Resume", () => act(`${base}/resume`), { id: "resume" })
+      : button("Pause", () => act(`${base}/pause`), { id: "pause" }),
+    q.failed ? button(`Retry ${q.failed} failed`, () => act(`${base}/retry-failed`, `Retry all ${q.failed} failed jobs of ${q.name || "no queue"}?`), { id: "retry-failed" }) : null);
 }
 
 async function queuesView() {
@@ -217,19 +225,16 @@ async function queueView(ns, name) {
     h("div", { class: "toolbar" },
       q.paused ? h("b", {}, "paused") : h("span", { class: "muted" }, "admitting"),
       h("span", { class: "muted" }, `concurrency ${q.concurrency ?? "unlimited"}, rate limit ${q.rateLimit || "none"}`),
-      allow() && q.exists ? h("div", { class: "actions" },
-        q.paused ? button("Resume", () => act(`/api/queues/${ns}/${name}/resume`), { id: "resume" })
-                 : button("Pause", () => act(`/api/queues/${ns}/${name}/pause`), { id: "pause" }),
-        q.failed ? button(`Retry ${q.failed} failed`, () => act(`/api/queues/${ns}/${name}/retry-failed`, `Retry all ${q.failed} failed jobs?`), { id: "retry-failed" }) : null) : null),
+      allow() ? queueButtons(q) : null),
     cards(phases, { namespace: ns, queue: name }),
     chart(o.throughput),
     h("h2", {}, "Jobs"),
-    await jobsList({ namespace: ns, queue: name, phase: params().query.get("phase") || "", q: params().query.get("q") || "", offset: params().query.get("offset") || 0 }, `/queue/${ns}/${name}`));
+    await jobsList({ namespace: ns, queue: name, phase: params().query.get("phase") || "", q: params().query.get("q") || "", offset: params().query.get("offset") || 0 }, `/queue/${ns}/${name || "-"}`));
 }
 
 async function jobsList(filters, path) {
   const q = new URLSearchParams();
-  for (const [k, v] of Object.entries(filters)) if (v !== "" && v !== null && v !== undefined) q.set(k, v);
+  for (const [k, v] of Object.entries(filters)) if (kept(k, v)) q.set(k, v);
   q.set("limit", "50");
   const page = await get(`/api/jobs?${q}`);
   const base = { namespace: filters.namespace, queue: filters.queue, q: filters.q };
@@ -372,7 +377,7 @@ async function render(soft) {
     let el;
     if (parts[0] === "jobs") el = await jobsView();
     else if (parts[0] === "job") el = await jobView(parts[1], parts.slice(2).join("/"));
-    else if (parts[0] === "queue") el = await queueView(parts[1], parts[2] || "");
+    else if (parts[0] === "queue") el = await queueView(parts[1], parts[2] === "-" ? "" : parts[2] || "");
     else el = await queuesView();
     const y = window.scrollY;
     const focused = document.activeElement && document.activeElement.type === "search" ? document.activeElement.selectionStart : null;
