@@ -425,25 +425,7 @@ async def serve(
         await board.stop()
 
 
-def run(
-    conn: connection.Connection,
-    *,
-    address: str,
-    port: int,
-    allow_actions: bool,
-    announce: Callable[[str], None] = print,
-    health_port: int | None = None,
-    namespaces: list[str] | None = None,
-) -> None:
+def run(conn: connection.Connection, **options: Any) -> None:
+    """Serve until Ctrl-C or SIGTERM; the options are `serve`'s."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    asyncio.run(
-        serve(
-            conn,
-            address=address,
-            port=port,
-            allow_actions=allow_actions,
-            announce=announce,
-            health_port=health_port,
-            namespaces=namespaces,
-        )
-    )
+    asyncio.run(serve(conn, **options))
