@@ -42,9 +42,7 @@ STATIC = Path(__file__).resolve().parent / "static"
 ACTION_HEADER = "X-Conveyor-Action"
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]", "::1"})
 MAX_PAGE = 500
-JOB_ACTIONS = {
-    a.name: a for a in (actions.REPLAY, actions.PROMOTE, actions.RUN_NOW, actions.CANCEL)
-}
+JOB_ACTIONS = {a.name: a for a in actions.ALL}
 JOB_ACTIONS["retry"] = actions.REPLAY
 
 BOARD = web.AppKey("board", Board)
