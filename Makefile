@@ -102,10 +102,15 @@ chart-crds: ## copy the generated crds/ into the chart's crds/ (a test fails whe
 	cp crds/*.yaml charts/conveyor/crds/
 
 .PHONY: chart-lint
-chart-lint: ## helm lint --strict the chart, cluster-wide and namespaced
+chart-lint: ## helm lint --strict the chart, cluster-wide and namespaced, with and without monitoring, with the web dashboard
 	$(HELM) lint --strict charts/conveyor
 	$(HELM) lint --strict charts/conveyor --set 'watchNamespaces={team-a,team-b}'
+	$(HELM) lint --strict charts/conveyor $(CHART_MONITORING)
+	$(HELM) lint --strict charts/conveyor --set 'watchNamespaces={team-a,team-b}' $(CHART_MONITORING)
 	$(HELM) lint --strict charts/conveyor --set dashboard.enabled=true --set dashboard.actions=true
+
+CHART_MONITORING := --set metrics.serviceMonitor.enabled=true --set metrics.dashboard.enabled=true \
+	--set metrics.prometheusRule.enabled=true
 
 .PHONY: demo
 demo: $(STAMP) ## local cluster + operator image + chart, then example jobs running (idempotent)

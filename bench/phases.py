@@ -269,10 +269,10 @@ class Progress:
             if self.operator is not None:
                 self.operator.check()
                 depth = operator_metric(
-                    await asyncio.to_thread(self.operator.scrape), "conveyor_work_queue_depth"
+                    await asyncio.to_thread(self.operator.scrape), "conveyor_workqueue_depth"
                 )
                 if depth:
-                    d = max(depth.values())
+                    d = sum(depth.values())  # by kind of key
                     self.max_queue_depth = max(self.max_queue_depth, d)
                     msg += f", operator queue {d:.0f}"
                 others = check_no_other_operator(self.ctx, [self.ctx.ns(self.phase)])
@@ -468,8 +468,8 @@ def operator_summary(text: str, usage: dict[str, Any], max_depth: float) -> dict
         "busiest_5s_share_of_one_core": usage["busiest_5s_share_of_one_core"].get("operator"),
         "max_work_queue_depth_seen": max_depth,
     }
-    sums = operator_metric(text, "conveyor_reconcile_seconds_sum")
-    counts = operator_metric(text, "conveyor_reconcile_seconds_count")
+    sums = operator_metric(text, "conveyor_reconcile_time_seconds_sum")
+    counts = operator_metric(text, "conveyor_reconcile_time_seconds_count")
     reconcile = {}
     for labels, total in sums.items():
         count = counts.get(labels, 0)

@@ -440,7 +440,7 @@ def markdown(results: dict[str, Any]) -> str:
     if rec:
         out += [
             "",
-            "#### Operator reconciles (conveyor_reconcile_seconds): count per job, mean ms",
+            "#### Operator reconciles (conveyor_reconcile_time_seconds): count per job, mean ms",
             "",
             "| kind | " + " | ".join(rec) + " |",
             "|---|" + "---:|" * len(rec),

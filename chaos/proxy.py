@@ -160,6 +160,10 @@ class FaultyApi:
         assert self._session is not None
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_HEADERS}
         data = await request.read()
+        if data and "Content-Type" not in request.headers:
+            # The official client sends some bodies without a type, which the API server reads
+            # as JSON; aiohttp would label them application/octet-stream, which it refuses.
+            headers["Content-Type"] = "application/json"
         async with self._session.request(
             request.method,
             self._kube.server + request.path_qs,

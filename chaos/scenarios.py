@@ -297,7 +297,10 @@ async def unlistable(ctx: Context) -> Row:
         await asyncio.sleep(60)
         created_during = sum(1 for t in ledger.first_created.values() if t > revoked)
         lines_during = harness.log_lines(operator) - lines_before
-        await harness.create_all(ctx.kube, namespace, [_jobs_binding(namespace, account)])
+        await ctx.kube.create(
+            f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}/rolebindings",
+            _jobs_binding(namespace, account),
+        )
         restored = time.monotonic()
         recover = await wait_until(
             _async(lambda: ledger.created_after(restored)), 120, "a pod after the restore"

@@ -25,6 +25,7 @@ import sys
 from typing import Any
 
 import kopf
+from aiohttp import web
 
 from conveyor.runtime import metrics
 from conveyor.runtime.cache import Cache
@@ -73,6 +74,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="threads (and pooled connections) for API calls (default 32)",
     )
     parser.add_argument(
+        "--operator-id",
+        default=os.environ.get("CONVEYOR_OPERATOR_ID", ""),
+        help=(
+            "this operator's name on the pods it creates, shared by the replicas of one "
+            "release, so that another operator acting in the same namespaces is reported "
+            "(default: the Lease's namespace/name with leader election, else the host name)"
+        ),
+    )
+    parser.add_argument(
         "--log-level",
         default=os.environ.get("CONVEYOR_LOG_LEVEL", "INFO"),
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
@@ -110,6 +120,15 @@ def identity() -> str:
     return os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
 
 
+def operator_id(args: argparse.Namespace) -> str:
+    """The operator's identity on its pods (see `runtime.rivals`)."""
+    if args.operator_id:
+        return str(args.operator_id)
+    if args.leader_election:
+        return f"{args.leader_election_namespace}/{args.leader_election_name}"
+    return socket.gethostname()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(
@@ -121,8 +140,6 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("kopf.activities.probe", "aiohttp.access", "leaderelection"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
-    if args.metrics_port:
-        metrics.serve(args.metrics_port)
     api = ClientKubeApi(threads=args.api_threads)
     cache = Cache()
     leadership = (
@@ -141,14 +158,16 @@ def main(argv: list[str] | None = None) -> int:
     controllers: list[Controller] = []
     watches: list[Watches] = []
     tasks: list[asyncio.Task[None]] = []
+    servers: list[web.AppRunner] = []
 
     async def term(watching: Watches) -> Controller:
-        controller = Controller(api, cache, workers=args.workers)
+        controller = Controller(api, cache, workers=args.workers, identity=operator_id(args))
         controllers[:] = [controller]
         controller.resync()
         if watching.stale(GRACE):
             controller.work.pause()  # the guard lets it go once every watch lists
         controller.start()
+        metrics.STATE.follow(controller)
         return controller
 
     async def decide(watching: Watches) -> None:
@@ -161,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
             await leadership.acquired()
             controller = await term(watching)
             await leadership.lost()
+            metrics.STATE.follow(None)
             await controller.stop()
             log.warning("this term is over; following until the lease is ours again")
 
@@ -168,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.posting.enabled = False
         settings.scanning.disabled = True
+        if args.metrics_port:
+            servers.append(await metrics.serve(args.metrics_port))
         watching = Watches(api.client, cache, namespaces=args.namespace, in_pool=api.run_blocking)
         watches.append(watching)
         watching.start()
@@ -199,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
             await asyncio.to_thread(leadership.release)
         for watching in watches:
             await watching.stop()
+        for server in servers:
+            await server.cleanup()
 
     asyncio.run(
         kopf.operator(

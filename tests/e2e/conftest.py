@@ -19,11 +19,13 @@ conveyor.local/busybox:1.35 is not loaded there).
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import json
 import os
 import re
 import shutil
 import subprocess
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -86,6 +88,49 @@ def helm(kube_cluster: KubeCluster) -> Callable[..., str]:
         return run_helm(*args, kubeconfig=kube_cluster.kubeconfig, timeout=timeout)
 
     return run
+
+
+# ---------------------------------------------------------------- promtool
+
+PROMTOOL_DIR = CACHE / "prometheus"
+"""Debian's prometheus package, unpacked (not installed: no service, no system change)."""
+
+
+def promtool_path() -> str:
+    """promtool: on PATH, else from Debian's `prometheus` package, downloaded and unpacked into
+    the cache once (`apt-get download`, `dpkg-deb -x`)."""
+    unpacked = PROMTOOL_DIR / "usr" / "bin" / "promtool"
+    for found in (shutil.which("promtool"), unpacked):
+        if found and os.access(found, os.X_OK):
+            return str(found)
+    if not (shutil.which("apt-get") and shutil.which("dpkg-deb")):
+        pytest.fail("promtool not found, and no apt-get to fetch Debian's prometheus package")
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with (CACHE / ".prometheus.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another session may be fetching it
+        if not unpacked.exists():
+            _unpack_prometheus_package()
+    return str(unpacked)
+
+
+def _unpack_prometheus_package() -> None:
+    def run(*cmd: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False)
+
+    with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
+        work = Path(tmp)
+        work.chmod(0o755)  # apt's _apt user downloads into it
+        fetched = run("apt-get", "download", "prometheus", cwd=work)
+        if fetched.returncode != 0:  # no package lists yet
+            run("apt-get", "update", "-q", cwd=work)
+            fetched = run("apt-get", "download", "prometheus", cwd=work)
+        debs = sorted(work.glob("prometheus_*.deb"))
+        if fetched.returncode != 0 or not debs:
+            pytest.fail(f"apt-get download prometheus failed:\n{fetched.stderr}", pytrace=False)
+        unpacked = run("dpkg-deb", "-x", str(debs[-1]), str(work / "root"), cwd=work)
+        if unpacked.returncode != 0:
+            pytest.fail(f"dpkg-deb -x failed:\n{unpacked.stderr}", pytrace=False)
+        (work / "root").rename(PROMTOOL_DIR)
 
 
 # ---------------------------------------------------------------- image

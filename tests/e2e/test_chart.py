@@ -59,10 +59,24 @@ def test_chart_crds_are_the_generated_ones() -> None:
     assert not drifted, f"{drifted} differ from crds/: run `make chart-crds`"
 
 
-@pytest.mark.parametrize("mode", [[], ["--set", "watchNamespaces={team-a,team-b}"]])
-def test_helm_lint_is_clean(mode: list[str]) -> None:
-    """`helm lint --strict` finds no error and no warning, in both RBAC modes."""
-    out = run_helm("lint", "--strict", str(CHART), *mode)
+MONITORING = [
+    "--set",
+    "metrics.serviceMonitor.enabled=true",
+    "--set",
+    "metrics.dashboard.enabled=true",
+    "--set",
+    "metrics.prometheusRule.enabled=true",
+]
+
+
+@pytest.mark.parametrize("monitoring", [[], MONITORING], ids=["plain", "monitoring"])
+@pytest.mark.parametrize(
+    "mode", [[], ["--set", "watchNamespaces={team-a,team-b}"]], ids=["cluster", "namespaced"]
+)
+def test_helm_lint_is_clean(mode: list[str], monitoring: list[str]) -> None:
+    """`helm lint --strict` finds no error and no warning, in both RBAC modes, with and
+    without the ServiceMonitor, dashboard and rules."""
+    out = run_helm("lint", "--strict", str(CHART), *mode, *monitoring)
     assert "0 chart(s) failed" in out
     assert "[WARNING]" not in out and "[ERROR]" not in out, out
 

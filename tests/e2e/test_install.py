@@ -59,7 +59,7 @@ def test_metrics_are_served_on_the_metrics_service(
         "--raw",
         f"/api/v1/namespaces/{release.namespace}/services/{service}:metrics/proxy/metrics",
     )
-    assert "conveyor_work_queue_depth" in text
+    assert "\nconveyor_build_info{" in text
     assert "# TYPE conveyor_attempts_started_total counter" in text
 
 

@@ -36,6 +36,7 @@ def conveyor_operator(
         # $CONVEYOR_TEST_PREFIX.
         [f"{TEST_PREFIX}*"],
         tmp_path_factory.mktemp("operator") / "operator.log",
+        metrics=True,  # tests/integration/test_metrics.py scrapes it
     )
     operator.start()
     try:

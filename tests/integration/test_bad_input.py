@@ -435,3 +435,41 @@ def test_a_namespace_enforcing_restricted_fails_a_privileged_job_and_runs_a_comp
         compliant = with_container("compliant", securityContext=RESTRICTED)
         assert apply(kube_cluster, namespace, compliant).returncode == 0
         jobs.wait_phase("compliant", "Succeeded", timeout=60)
+
+
+def test_a_job_cannot_read_another_namespaces_secret(
+    kube_cluster: KubeCluster, conveyor_operator: OperatorProcess
+) -> None:
+    """A job names a Secret that exists only in another namespace: its pod is created in the
+    job's own namespace, where that Secret is not, so it never starts; the attempt fails
+    with the kubelet's reason once its start timeout passes, and nothing of the Secret
+    reaches the job's namespace."""
+    suffix = uuid.uuid4().hex[:6]
+    with (
+        fresh_namespace(kube_cluster, f"{PREFIX}owner-{suffix}") as owner,
+        fresh_namespace(kube_cluster, f"{PREFIX}thief-{suffix}") as thief,
+    ):
+        kube_cluster.kubectl(
+            "create", "secret", "generic", "token", "-n", owner, "--from-literal=key=s3cret"
+        )
+        jobs = Jobs(kube_cluster, thief)
+        reader = {
+            **CONTAINER,
+            "command": ["sh", "-c", "echo $KEY"],
+            "env": [
+                {"name": "KEY", "valueFrom": {"secretKeyRef": {"name": "token", "key": "key"}}}
+            ],
+        }
+        body = job(
+            "reader",
+            template={"spec": {"containers": [reader]}},
+            retry={"maxAttempts": 1},
+            startTimeoutSeconds=10,
+        )
+        assert apply(kube_cluster, thief, body).returncode == 0
+        status = jobs.wait_phase("reader", "Failed", timeout=90)
+        assert status["lastFailure"]["reason"] == "CreateContainerConfigError", status
+        assert 'secret "token" not found' in status["lastFailure"]["message"]
+        assert [p.metadata.namespace for p in jobs.pods("reader")] == [thief]
+        secrets = kube_cluster.core.list_namespaced_secret(thief).items
+        assert [s.metadata.name for s in secrets] == []

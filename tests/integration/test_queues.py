@@ -65,16 +65,24 @@ def test_priority_then_fifo_decides_the_start_order(
 def test_the_rate_limit_holds_in_every_window_and_does_not_throttle_harder(
     jobs: Jobs, pod_watch: ObjectWatch
 ) -> None:
-    """rateLimit max 2 per 3 s, six jobs: never 3 pod creations in a 3-second window (by the
-    API server's creationTimestamps), and no slower than that either: the six start within
-    about 6 s of the first (by the test's watch), pairs at 0, 3 and 6 s.
+    """rateLimit max 2 per 5 s, six jobs: never 3 pod creations in a 5-second window (by the
+    API server's creationTimestamps), and no harder than that either: each start beyond the
+    first two comes within a few seconds of the moment the limit allows it (by the test's
+    watch), so pairs at about 0, 5 and 10 s.
 
     creationTimestamp has whole seconds: a pod stamped S was created in [S, S + 1). Three
-    stamps within [T, T + 2] mean three creations within [T, T + 3), a 3-second half-open
-    window, which the limit forbids; stamps three apart are allowed, whatever the
-    fractions. So "at most 2 stamps in any [T, T + 2]" is exactly what the stamps can prove.
+    stamps within [T, T + 4] mean three creations within [T, T + 5), a 5-second half-open
+    window, which the limit forbids; stamps five apart are allowed, whatever the
+    fractions. So "at most 2 stamps in any [T, T + 4]" is exactly what the stamps can prove.
+
+    The lower bound is checked start by start, not over the whole run: the operator counts
+    a start from the response to its create (the only moment it knows the pod exists), so on
+    a loaded machine each window begins a little late, and the lateness adds up. A start
+    more than LATE after the start two before it plus the period would be a limiter that
+    throttles harder than asked: one start per period, or a doubled period, is 5 s late.
     """
-    jobs.create_queue("metered", rateLimit={"max": 2, "periodSeconds": 3})
+    period, late = 5, 3.0
+    jobs.create_queue("metered", rateLimit={"max": 2, "periodSeconds": period})
     for i in range(6):
         jobs.create(f"call-{i}", "true", queue="metered")
     for i in range(6):
@@ -83,15 +91,18 @@ def test_the_rate_limit_holds_in_every_window_and_does_not_throttle_harder(
     assert sorted(pods) == [f"call-{i}-1" for i in range(6)]
     stamps = sorted(int(r["created"]) for r in pods.values())
     for stamp in stamps:
-        in_window = [s for s in stamps if stamp <= s <= stamp + 2]
+        in_window = [s for s in stamps if stamp <= s <= stamp + period - 1]
         assert len(in_window) <= 2, (
-            f"{len(in_window)} pods stamped within [{stamp}, {stamp + 2}] (so created within "
-            f"3 s): {stamps}"
+            f"{len(in_window)} pods stamped within [{stamp}, {stamp + period - 1}] (so created "
+            f"within {period} s): {stamps}"
         )
     seen = sorted(r["seen"] for r in pods.values())
-    spread = seen[-1] - seen[0]
-    assert spread < 6 + 1.5, f"six starts took {spread:.2f} s, the limit allows them in 6 s"
-    assert seen[2] - seen[0] < 3 + 1.5, f"the third start came {seen[2] - seen[0]:.2f} s late"
+    for k in range(2, len(seen)):
+        allowed = seen[k - 2] + period
+        assert seen[k] - allowed < late, (
+            f"start {k + 1} came {seen[k] - allowed:.2f} s after the limit allowed it "
+            f"(starts seen at {[round(s - seen[0], 2) for s in seen]} s)"
+        )
 
 
 def test_pause_holds_and_resume_drains(jobs: Jobs) -> None:

@@ -14,6 +14,8 @@ from typing import Any
 
 import orjson
 import pytest
+from kubernetes.client.exceptions import ApiException
+from prometheus_client import REGISTRY
 
 from conveyor.runtime.informer import ExpiredError, Informer
 from conveyor.runtime.store import Index, Indexed, Store
@@ -289,3 +291,23 @@ async def test_a_failing_list_marks_the_informer_stale_until_a_list_succeeds():
         assert informer.failing_since is None and informer.synced.is_set()
         await informer.stop()
         task.cancel()
+
+
+@run
+async def test_a_list_that_fails_is_counted_by_verb_resource_and_status():
+    """A 403 on the list: conveyor_api_request_errors_total{verb=list,resource=jobs,code=403}."""
+    labels = {"verb": "list", "resource": "jobs", "code": "403"}
+    before = REGISTRY.get_sample_value("conveyor_api_request_errors_total", labels) or 0.0
+
+    def forbidden(**kwargs: Any) -> Response:
+        raise ApiException(status=403, reason="Forbidden")
+
+    informer, _, _ = make(forbidden)
+    informer.start()
+    for _ in range(200):
+        if informer.failing_since is not None:
+            break
+        await asyncio.sleep(0.01)
+    await informer.stop()
+    assert informer.last_error == "403 Forbidden"
+    assert REGISTRY.get_sample_value("conveyor_api_request_errors_total", labels) == before + 1

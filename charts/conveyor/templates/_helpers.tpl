@@ -31,6 +31,19 @@ with watchNamespaces) never collide.
 {{- printf "%s-%s" (include "conveyor.fullname" .) .Release.Namespace | trunc 200 | trimSuffix "-" }}
 {{- end }}
 
+{{/*
+The `job` label of the operator's series as this chart's ServiceMonitor scrapes them
+(its jobLabel): the release's full name and namespace, unique in a cluster. The rules
+select the release's series with it unless metrics.prometheusRule.selector says otherwise.
+*/}}
+{{- define "conveyor.metricsJob" -}}
+{{- printf "%s-%s" (include "conveyor.fullname" .) .Release.Namespace | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "conveyor.metricsSelector" -}}
+{{- .Values.metrics.prometheusRule.selector | default (printf "job=%q" (include "conveyor.metricsJob" .)) }}
+{{- end }}
+
 {{- define "conveyor.chart" -}}
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 {{- end }}

@@ -489,6 +489,16 @@ def _fail(draft: _Draft, reason: str, message: str) -> None:
     draft.emit("Warning", "Failed", message)
 
 
+def first_start_at(job: JobView) -> datetime.datetime | None:
+    """When the job's first attempt may start, if its spec sets a time (startAt, delaySeconds)."""
+    spec = job.spec
+    if spec.start_at is not None:
+        return spec.start_at
+    if spec.delay_seconds is not None:
+        return job.created_at + datetime.timedelta(seconds=spec.delay_seconds)
+    return None
+
+
 def _wait_or_start(
     draft: _Draft, job: JobView, effective: Effective, around: Surroundings
 ) -> Decision:
@@ -507,9 +517,7 @@ def _wait_or_start(
     if blocked is not None:
         return blocked
 
-    not_before = spec.start_at
-    if not_before is None and spec.delay_seconds is not None:
-        not_before = job.created_at + datetime.timedelta(seconds=spec.delay_seconds)
+    not_before = first_start_at(job)
     if (
         not_before is not None
         and draft.values["attempts"] == 0

@@ -35,6 +35,7 @@ def render_pod(
     attempt: int,
     effective: Effective,
     now: datetime.datetime,
+    operator: str = "",
 ) -> dict[str, Any]:
     template = job.spec.template
     meta_in: dict[str, Any] = dict(template.metadata or {})
@@ -53,6 +54,8 @@ def render_pod(
     )
     annotations = {str(k): str(v) for k, v in _mapping(meta_in, "annotations").items()}
     annotations[naming.ANNOTATION_CREATED_AT] = naming.format_time(now)
+    if operator:
+        annotations[naming.ANNOTATION_OPERATOR] = operator
 
     env = [
         {"name": "CONVEYOR_JOB_NAME", "value": job.name},

@@ -27,6 +27,15 @@ Jobs ready to start whose status was never written (a job submitted a moment
 ago) are not written Queued at once: most are admitted within the next pass,
 and the Queued write would be wasted. A pass that leaves such a job waiting
 asks for its Queued write, last in the work queue (priority INFORM).
+
+A start that fails for a reason not the job's own (the API server answers
+500 or 429, a timeout) frees the slot and raises, so the job's key is retried
+with the work queue's backoff. But that retry would offer the job again at
+once, a successful reconcile that resets the work queue's count: admitted,
+failed, offered, admitted, failed, twenty times a second per job during an
+outage. So the admitter holds such a job back itself (`_held`), for a backoff
+that grows with its failed starts in a row (`workqueue.retry_delay`: 1 s up
+to 60 s), and lets it be offered again only after.
 """
 
 from __future__ import annotations
@@ -37,12 +46,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from conveyor.core import admission, naming, podspec
+from conveyor.core import admission, lifecycle, naming, podspec
 from conveyor.core.effective import Effective
 from conveyor.runtime import kube, metrics
 from conveyor.runtime.cache import Cache
 from conveyor.runtime.records import JobRecord, PodRecord
-from conveyor.runtime.workqueue import Key, Kind, Priority, WorkQueue
+from conveyor.runtime.workqueue import Key, Kind, Priority, WorkQueue, retry_delay
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +89,9 @@ class Admitter:
         work: WorkQueue,
         *,
         clock: Callable[[], datetime.datetime],
+        identity: str = "",
     ) -> None:
+        self._identity = identity
         self._api = api
         self._cache = cache
         self._work = work
@@ -89,6 +100,8 @@ class Admitter:
         self._member_of: dict[JobRef, str] = {}
         """The queue each job waits in or holds a reservation of."""
         self._passed_over: set[JobRef] = set()
+        self._held: dict[JobRef, tuple[int, datetime.datetime]] = {}
+        """Jobs whose start failed, not by their fault: failures in a row, held until when."""
 
     # ------------------------------------------------------------ the job reconciler's side
 
@@ -100,7 +113,12 @@ class Admitter:
         )
 
     def offer(self, record: JobRecord, effective: Effective) -> None:
-        """The job is ready to start: put it in its queue's line (or update its place)."""
+        """The job is ready to start: put it in its queue's line (or update its place), unless
+        its last start failed a moment ago: then its key comes back when its backoff ends."""
+        held = self._held.get((record.namespace, record.name))
+        if held is not None and held[1] > self._clock():
+            self._work.add_after(Key(Kind.JOB, record.namespace, record.name), held[1])
+            return
         self._leave_other_queue(record)
         ref = (record.namespace, record.queue)
         queue = self._queue(ref)
@@ -128,6 +146,10 @@ class Admitter:
 
     def withdraw(self, namespace: str, name: str) -> None:
         """The job is not ready to start (or gone): out of line, and its unused slot freed."""
+        self._held.pop((namespace, name), None)
+        self._leave(namespace, name)
+
+    def _leave(self, namespace: str, name: str) -> None:
         self._passed_over.discard((namespace, name))
         queue_name = self._member_of.pop((namespace, name), None)
         if queue_name is None:
@@ -152,20 +174,28 @@ class Admitter:
                 attempt=attempt,
                 effective=effective,
                 now=self._clock(),
+                operator=self._identity,
             )
             created, received = await self._create_or_read(record.namespace, name, body)
         except podspec.TemplateError as error:
             self.withdraw(record.namespace, record.name)
             return Refusal(f"the pod template cannot be used: {error}")
         except kube.ApiError as error:
-            self.withdraw(record.namespace, record.name)
             if error.status in (400, 422):
+                self.withdraw(record.namespace, record.name)
                 return Refusal(f"the API server refused the attempt's pod: {error.message}")
             if error.refused_by_policy:
+                self.withdraw(record.namespace, record.name)
                 return Refusal(
                     f"the namespace's policy refused the attempt's pod: {error.message}",
                     forbidden=True,
                 )
+            self._leave(record.namespace, record.name)
+            self._hold(record)
+            raise
+        except Exception:
+            self._leave(record.namespace, record.name)
+            self._hold(record)
             raise
         except BaseException:
             self.withdraw(record.namespace, record.name)
@@ -175,7 +205,7 @@ class Admitter:
             self.withdraw(record.namespace, record.name)
             return Refusal(f"a pod named {name} exists and is not attempt {attempt} of this job")
         if received is not None:
-            metrics.ATTEMPTS_STARTED.labels(record.namespace, record.queue).inc()
+            _count_start(record, attempt, received)
         self._cache.created_pod(pod)
         queue = self._queues.get((record.namespace, record.queue))
         if queue is not None and queue.occupancy is not None:
@@ -185,7 +215,15 @@ class Admitter:
             queue.occupancy.release(record.name)
         self._member_of.pop((record.namespace, record.name), None)
         self._passed_over.discard((record.namespace, record.name))
+        self._held.pop((record.namespace, record.name), None)
         return None
+
+    def _hold(self, record: JobRecord) -> None:
+        """Its start failed, not by its fault: not offered again until a backoff has passed."""
+        ref = (record.namespace, record.name)
+        failures = self._held.get(ref, (0, self._clock()))[0] + 1
+        until = self._clock() + datetime.timedelta(seconds=retry_delay(failures))
+        self._held[ref] = (failures, until)
 
     async def _create_or_read(
         self, namespace: str, name: str, body: dict[str, Any]
@@ -311,3 +349,13 @@ class Admitter:
             for pod in self._cache.pods_of_queue(*ref):
                 queue.occupancy.observe(pod.uid, live=pod.view.live, created_at=pod.view.created_at)
         return queue.occupancy
+
+
+def _count_start(record: JobRecord, attempt: int, created: datetime.datetime) -> None:
+    """Count an attempt started; the first one also tells how long the job waited for it."""
+    metrics.ATTEMPTS_STARTED.labels(record.namespace, record.queue).inc()
+    if attempt == 1:
+        view = record.view()
+        since = max(record.created_at, lifecycle.first_start_at(view) or record.created_at)
+        waited = (created - since).total_seconds()
+        metrics.ADMISSION_WAIT.labels(record.namespace, record.queue).observe(max(waited, 0.0))

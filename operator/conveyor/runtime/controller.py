@@ -15,23 +15,34 @@ Changes come from the cache (`cache.Listener`), with the record before and
 after: a job's change reconciles the job, unless it is the echo of the
 operator's own write; a change of its phase also looks again at the jobs that
 depend on it, its recurring parent, and its queue's counts. A pod's change
-reconciles its job and updates its queue's occupancy. A queue's new spec
-looks again at its limits and at the jobs that wait in it.
+reconciles its job and updates its queue's occupancy; a new pod made by
+another operator is reported (`rivals`). A queue's new spec looks again at
+its limits and at the jobs that wait in it.
+
+Each reconcile is counted by kind and result, and timed
+(`conveyor_reconcile_*`); the controller also reports its queues' counts and
+its work queue's depth when Prometheus scrapes (`metrics.State`).
 """
 
 from __future__ import annotations
 
 import datetime
+import functools
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+
+from prometheus_client import Counter
 
 from conveyor.runtime import events, kube, metrics
 from conveyor.runtime.admitter import Admitter
 from conveyor.runtime.cache import Cache
-from conveyor.runtime.job_reconciler import JobReconciler, write_status
+from conveyor.runtime.job_reconciler import JobReconciler, subject, write_status
 from conveyor.runtime.queue_status import INTERVAL, QueueStatusWriter
 from conveyor.runtime.records import JobRecord, PodRecord, QueueRecord
 from conveyor.runtime.recurring_reconciler import RecurringReconciler
+from conveyor.runtime.rivals import Rivals
 from conveyor.runtime.workqueue import Key, Kind, WorkQueue, utcnow
 
 log = logging.getLogger(__name__)
@@ -48,12 +59,15 @@ class Controller:
         *,
         workers: int = 16,
         clock: Callable[[], datetime.datetime] = utcnow,
+        identity: str = "conveyor",
     ) -> None:
+        """`identity`: this operator's release, written on its pods (see `rivals`)."""
         self.cache = cache
         self.clock = clock
         self.work = WorkQueue(self._dispatch, workers=workers, clock=clock)
         self.recorder = events.EventRecorder(api, clock=clock)
-        self.admitter = Admitter(api, cache, self.work, clock=clock)
+        self.rivals = Rivals(identity, clock=clock)
+        self.admitter = Admitter(api, cache, self.work, clock=clock, identity=identity)
         self.jobs = JobReconciler(api, cache, self.admitter, self.recorder, clock=clock)
         self.recurring = RecurringReconciler(
             api,
@@ -62,7 +76,7 @@ class Controller:
             lambda record, status: write_status(api, cache, record, status),
             clock=clock,
         )
-        self.queue_status = QueueStatusWriter(api, cache, self.admitter, clock=clock)
+        self.queue_status = QueueStatusWriter(api, cache, self.admitter, self.rivals, clock=clock)
         cache.listen(self)
 
     def start(self) -> None:
@@ -114,6 +128,23 @@ class Controller:
         self.work.add(Key(Kind.JOB, pod.namespace, pod.job))
         if after is None:
             self.jobs.forget_pod(pod.namespace, pod.view.name)
+        elif before is None:
+            self._check_creator(after)
+
+    def _check_creator(self, pod: PodRecord) -> None:
+        """A pod newly seen: report it if another operator made it (see `rivals`)."""
+        event = self.rivals.saw_pod(pod.namespace, pod.creator)
+        if event is None:
+            return
+        job = self.cache.job(pod.namespace, pod.job)
+        if job is not None:
+            self.recorder.record(subject(job), [event])
+        until = self.rivals.until(pod.namespace)
+        for namespace, queue in self.cache.queues.known():
+            if namespace == pod.namespace:
+                self.work.add(Key(Kind.QUEUE_STATUS, namespace, queue))
+                if until is not None:  # and again once the conflict is over
+                    self.work.add_after(Key(Kind.QUEUE_STATUS, namespace, queue), until)
 
     def queue_changed(self, before: QueueRecord | None, after: QueueRecord | None) -> None:
         """A queue appeared, went, or changed its spec. Changes of its status alone (its own
@@ -132,20 +163,30 @@ class Controller:
     # ------------------------------------------------------------ keys → reconcilers
 
     async def _dispatch(self, key: Key) -> None:
+        began = time.perf_counter()
+        counted = _COUNTED[key.kind]
         try:
-            with metrics.RECONCILE_SECONDS.labels(key.kind.label).time():
-                wake_at = await self._reconcile(key)
+            wake_at = await self._reconcile(key)
         except kube.FencedError:
             # No longer the leader: this controller is being stopped, and the next term's
             # begins by looking at everything again.
             log.debug("%s: not written, not the leader", key)
-            return
+            wake_at = None
         except kube.NamespaceTerminatingError:
             # Its namespace is being deleted, and everything in it with it: nothing to do.
             log.info("%s: its namespace is being deleted; leaving it", key)
+            wake_at = None
+        except Exception:
+            counted.time.observe(time.perf_counter() - began)
+            counted.error.inc()
+            counted.errors.inc()
+            raise  # the work queue retries it
+        counted.time.observe(time.perf_counter() - began)
+        if wake_at is None:
+            counted.success.inc()
             return
-        if wake_at is not None:
-            self.work.add_after(key, wake_at)
+        counted.requeue_after.inc()
+        self.work.add_after(key, wake_at)
 
     async def _reconcile(self, key: Key) -> datetime.datetime | None:
         if key.kind is Kind.JOB:
@@ -166,6 +207,52 @@ class Controller:
     def _queue_status_soon(self, namespace: str, queue: str) -> None:
         if queue:
             self.work.add_after(Key(Kind.QUEUE_STATUS, namespace, queue), self.clock() + INTERVAL)
+
+    # ------------------------------------------------------------ state, for the scrape
+
+    def queue_states(self) -> Iterator[metrics.QueueState]:
+        """Every queue's jobs by phase, as the cache counts them now (`metrics.State`)."""
+        now = self.clock()
+        for namespace, name in self.cache.queues.known():
+            record = self.cache.queue(namespace, name)
+            if record is None:
+                continue
+            oldest = self.cache.oldest_pending(namespace, name)
+            yield metrics.QueueState(
+                namespace,
+                name,
+                self.cache.counts(namespace, name),
+                max((now - oldest).total_seconds(), 0.0) if oldest else 0.0,
+                paused=record.spec is None or record.spec.paused,
+            )
+
+    def work_queue_depth(self) -> Mapping[str, int]:
+        return self.work.depth()
+
+
+@dataclass(frozen=True)
+class _Counted:
+    """The reconcile metrics of one kind of key, bound once."""
+
+    time: metrics.Observations
+    errors: Counter
+    success: Counter
+    error: Counter
+    requeue_after: Counter
+
+    @classmethod
+    def of(cls, kind: Kind) -> _Counted:
+        result = functools.partial(metrics.RECONCILES.labels, kind.label)
+        return cls(
+            time=metrics.RECONCILE_TIME.labels(kind.label),
+            errors=metrics.RECONCILE_ERRORS.labels(kind.label),
+            success=result("success"),
+            error=result("error"),
+            requeue_after=result("requeue_after"),
+        )
+
+
+_COUNTED = {kind: _Counted.of(kind) for kind in Kind}
 
 
 def _phase(record: JobRecord | None) -> object:

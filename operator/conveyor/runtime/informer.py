@@ -29,8 +29,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import orjson
+import urllib3
 
 from conveyor.core import backoff
+from conveyor.runtime import metrics
 from conveyor.runtime.store import ObjectKey, Store
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,14 @@ def relist_delay(failures: int) -> float:
 
 class ExpiredError(Exception):
     """The watch's resourceVersion is too old (410): list again."""
+
+
+class StreamError(RuntimeError):
+    """The watch stream sent an ERROR event (other than 410), with its HTTP status."""
+
+    def __init__(self, status: object, message: str) -> None:
+        super().__init__(message)
+        self.status = status if isinstance(status, int) else None
 
 
 Lister = Callable[..., Any]
@@ -108,9 +118,15 @@ class Informer:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
 
+    @property
+    def resource(self) -> str:
+        """The resource's plural name (the name without its namespace)."""
+        return self.name.partition("@")[0]
+
     async def run(self) -> None:
         failures = 0
         while not self._stopping.is_set():
+            verb = "list"
             try:
                 await self.relist()
                 if self.failing_since is not None:
@@ -118,11 +134,14 @@ class Informer:
                 self.failing_since = None
                 self.synced.set()
                 while not self._stopping.is_set():
+                    verb = "watch"
                     await self._watch_once()
                     failures = 0  # a watch that ran its course: the backoff starts over
             except asyncio.CancelledError:
                 raise
             except Exception as error:
+                if _request_failed(error):
+                    metrics.api_error(verb, self.resource, _status(error))
                 if _gone(error):
                     log.info("%s: the watch expired; listing again", self.name)
                     continue
@@ -257,7 +276,7 @@ class Informer:
             if kind == "ERROR":
                 if obj.get("code") == 410:
                     raise ExpiredError(obj.get("message"))
-                raise RuntimeError(f"watch error: {obj.get('message') or obj}")
+                raise StreamError(obj.get("code"), f"watch error: {obj.get('message') or obj}")
             version = str((obj.get("metadata") or {}).get("resourceVersion") or "")
             if kind != "BOOKMARK":
                 self.events_seen += 1
@@ -278,6 +297,19 @@ def _describe(error: BaseException) -> str:
         reason = getattr(error, "reason", None) or str(error)
         return f"{status} {reason}".strip()
     return repr(error)[:300]
+
+
+def _request_failed(error: BaseException) -> bool:
+    """The list or watch request failed (not the informer's own handling of what it read)."""
+    return _status(error) is not None or isinstance(error, urllib3.exceptions.HTTPError | OSError)
+
+
+def _status(error: BaseException) -> int | None:
+    """The HTTP status a list or watch failed with (410 for an expired watch)."""
+    if isinstance(error, ExpiredError):
+        return 410
+    status = getattr(error, "status", None)
+    return status if isinstance(status, int) else None
 
 
 def _gone(error: BaseException) -> bool:

@@ -219,10 +219,19 @@ class JobReconciler:
 
 
 def _count_transition(record: JobRecord, new: BackgroundJobStatus) -> None:
-    """Count the attempts that ended and the jobs that finished in this transition."""
+    """Count the attempts that ended (and time them) and the jobs that finished in this
+    transition."""
     old = record.status
     ended = [h for h in new.history if h.result and h not in old.history]
     for attempt in ended:
-        metrics.ATTEMPTS_FINISHED.labels(record.namespace, record.queue, attempt.result).inc()
+        result = str(attempt.result)
+        metrics.ATTEMPTS_FINISHED.labels(
+            record.namespace, record.queue, result, metrics.reason_label(attempt.reason)
+        ).inc()
+        if attempt.start_time is not None and attempt.finished_at is not None:
+            ran = (attempt.finished_at - attempt.start_time).total_seconds()
+            metrics.ATTEMPT_DURATION.labels(record.namespace, record.queue, result).observe(
+                max(ran, 0.0)
+            )
     if new.phase != old.phase and lifecycle.is_terminal(new.phase):
         metrics.JOBS_FINISHED.labels(record.namespace, record.queue, new.phase).inc()

@@ -4,7 +4,8 @@ The official `kubernetes` client is synchronous; its calls run in a thread
 pool sized for the reconcilers' parallelism, over one shared `ApiClient`
 whose connection pool is as large as that pool, so no call waits for a
 socket. Every write the operator makes goes through here, which is where
-the API writes per job are counted and kept low.
+the API writes per job are counted and kept low, and where a request that
+fails is counted by verb, resource and status (`metrics.api_error`).
 
 `KubeApi` is the Protocol the controller depends on; `ClientKubeApi` is the
 real thing, and `fake_kube.FakeKubeApi` an in-memory one for the controller's
@@ -29,10 +30,12 @@ from typing import Any, Protocol, TypeVar
 
 import kubernetes
 import pydantic
+import urllib3
 from kubernetes.client.exceptions import ApiException
 
 from conveyor.api.v1alpha1 import GROUP, VERSION
 from conveyor.core import naming
+from conveyor.runtime import metrics
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -156,6 +159,19 @@ def api_message(error: ApiException) -> str:
     return str(_status(error).get("message") or error.reason)
 
 
+Request = tuple[str, str]
+"""A request's verb and resource, as its failures are counted (`metrics.api_error`)."""
+CREATE_POD: Request = ("create", "pods")
+GET_POD: Request = ("get", "pods")
+DELETE_POD: Request = ("delete", "pods")
+GET_LOG: Request = ("get", "pods/log")
+PATCH_JOB_STATUS: Request = ("patch", "backgroundjobs/status")
+DELETE_JOB: Request = ("delete", "backgroundjobs")
+CREATE_JOB: Request = ("create", "backgroundjobs")
+PATCH_QUEUE_STATUS: Request = ("patch", "jobqueues/status")
+CREATE_EVENT: Request = ("create", "events")
+
+
 class ClientKubeApi:
     """KubeApi over the official client, run in a dedicated thread pool."""
 
@@ -165,12 +181,16 @@ class ClientKubeApi:
         threads: int = 32,
         reporting_instance: str | None = None,
         fence: Callable[[], bool] | None = None,
+        configuration: kubernetes.client.Configuration | None = None,
     ) -> None:
-        try:
-            kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
-        except kubernetes.config.ConfigException:
-            kubernetes.config.load_kube_config()  # type: ignore[no-untyped-call]
-        configuration = kubernetes.client.Configuration.get_default_copy()
+        """`configuration`: the API server to talk to (default: the pod's service account,
+        else the kubeconfig)."""
+        if configuration is None:
+            try:
+                kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
+            except kubernetes.config.ConfigException:
+                kubernetes.config.load_kube_config()  # type: ignore[no-untyped-call]
+            configuration = kubernetes.client.Configuration.get_default_copy()
         configuration.connection_pool_maxsize = threads
         self._client = kubernetes.client.ApiClient(configuration)
         self._core = kubernetes.client.CoreV1Api(self._client)
@@ -187,18 +207,32 @@ class ClientKubeApi:
         return self._client
 
     async def run_blocking(self, fn: Callable[[], T]) -> T:
-        """Run a blocking call of the official client in the API thread pool."""
-        return await self._call(fn)
+        """Run a blocking call of the official client in the API thread pool (its caller
+        counts its failures)."""
+        return await self._call(None, fn)
 
-    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    async def _call(
+        self, request: Request | None, fn: Callable[..., T], *args: Any, **kwargs: Any
+    ) -> T:
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
         except ApiException as error:
+            if request is not None:
+                metrics.api_error(*request, error.status)
             raise _translate(error) from error
+        except (urllib3.exceptions.HTTPError, OSError):
+            if request is not None:
+                metrics.api_error(*request, None)
+            raise
 
     async def _call_json(
-        self, fn: Callable[..., Any], *args: Any, write: bool = True, **kwargs: Any
+        self,
+        request: Request,
+        fn: Callable[..., Any],
+        *args: Any,
+        write: bool = True,
+        **kwargs: Any,
     ) -> dict[str, Any]:
         """Call without the client's model deserialization (slow, and lossy for custom
         resources) and read the body in the worker thread, which also returns the
@@ -216,7 +250,7 @@ class ClientKubeApi:
                 response.release_conn()
             return data
 
-        return await self._call(call)
+        return await self._call(request, call)
 
     async def create_pod(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         # Strict: a field the pod has no such field for (a typo in the template) is refused,
@@ -224,7 +258,11 @@ class ClientKubeApi:
         # and refuses such a field itself: that too is the pod refused, naming the field.
         try:
             return await self._call_json(
-                self._core.create_namespaced_pod, namespace, body, field_validation="Strict"
+                CREATE_POD,
+                self._core.create_namespaced_pod,
+                namespace,
+                body,
+                field_validation="Strict",
             )
         except pydantic.ValidationError as error:
             raise ApiError(422, f"the pod is invalid: {_fields(error)}") from error
@@ -232,7 +270,7 @@ class ClientKubeApi:
     async def read_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
             return await self._call_json(
-                self._core.read_namespaced_pod, name, namespace, write=False
+                GET_POD, self._core.read_namespaced_pod, name, namespace, write=False
             )
         except NotFoundError:
             return None
@@ -240,7 +278,11 @@ class ClientKubeApi:
     async def delete_pod(self, namespace: str, name: str) -> None:
         with contextlib.suppress(NotFoundError):
             await self._call_json(
-                self._core.delete_namespaced_pod, name, namespace, grace_period_seconds=5
+                DELETE_POD,
+                self._core.delete_namespaced_pod,
+                name,
+                namespace,
+                grace_period_seconds=5,
             )
 
     async def read_log_tail(
@@ -248,6 +290,7 @@ class ClientKubeApi:
     ) -> str | None:
         try:
             text: str = await self._call(
+                GET_LOG,
                 self._core.read_namespaced_pod_log,
                 pod,
                 namespace,
@@ -264,6 +307,7 @@ class ClientKubeApi:
         self, namespace: str, name: str, status: dict[str, Any]
     ) -> dict[str, Any]:
         return await self._call_json(
+            PATCH_JOB_STATUS,
             self._custom.patch_namespaced_custom_object_status,
             GROUP,
             VERSION,
@@ -276,6 +320,7 @@ class ClientKubeApi:
     async def delete_job(self, namespace: str, name: str) -> None:
         with contextlib.suppress(NotFoundError):
             await self._call_json(
+                DELETE_JOB,
                 self._custom.delete_namespaced_custom_object,
                 GROUP,
                 VERSION,
@@ -287,6 +332,7 @@ class ClientKubeApi:
 
     async def create_job(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         return await self._call_json(
+            CREATE_JOB,
             self._custom.create_namespaced_custom_object,
             GROUP,
             VERSION,
@@ -298,6 +344,7 @@ class ClientKubeApi:
     async def patch_queue_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         with contextlib.suppress(NotFoundError):
             await self._call_json(
+                PATCH_QUEUE_STATUS,
                 self._custom.patch_namespaced_custom_object_status,
                 GROUP,
                 VERSION,
@@ -330,4 +377,6 @@ class ClientKubeApi:
             "lastTimestamp": stamp,
             "count": 1,
         }
-        await self._call_json(self._core.create_namespaced_event, event.namespace, body)
+        await self._call_json(
+            CREATE_EVENT, self._core.create_namespaced_event, event.namespace, body
+        )

@@ -6,8 +6,11 @@ the queue; written on every change, a draining queue would cost one write
 per job. So the controller asks for a write one second after the first
 change (`work.add_after` keeps the earliest), and this writes what the cache
 counts then, skipping the write when only the oldest pending age moved a
-little. The Prometheus gauges of the queue are set at the same moment, every
-phase of them, so a phase that drops to zero reads zero.
+little. The Prometheus gauges of a queue's counts read the same tallies, at
+scrape time (`metrics.StateCollector`).
+
+While another operator acts in the queue's namespace (`rivals`), the queue
+shows it in its `OperatorConflict` condition: its limits cannot hold.
 """
 
 from __future__ import annotations
@@ -16,14 +19,14 @@ import datetime
 from collections.abc import Callable
 from typing import Literal
 
-from conveyor.api.v1alpha1 import JobQueueStatus
+from conveyor.api.v1alpha1 import Condition, JobQueueStatus
 from conveyor.core import conditions
-from conveyor.runtime import kube, metrics
+from conveyor.runtime import kube
 from conveyor.runtime.admitter import Admitter
 from conveyor.runtime.cache import Cache
+from conveyor.runtime.rivals import CONDITION, Rivals
 
 INTERVAL = datetime.timedelta(seconds=1)
-PHASES = ("Pending", "Blocked", "Delayed", "Queued", "Running", "BackingOff", "Succeeded", "Failed")
 AGE_TOLERANCE_SECONDS = 10
 """The oldest pending age alone is rewritten only when it moved more than this."""
 
@@ -34,12 +37,14 @@ class QueueStatusWriter:
         api: kube.KubeApi,
         cache: Cache,
         admitter: Admitter,
+        rivals: Rivals,
         *,
         clock: Callable[[], datetime.datetime],
     ) -> None:
         self._api = api
         self._cache = cache
         self._admitter = admitter
+        self._rivals = rivals
         self._clock = clock
 
     async def write(self, namespace: str, queue: str) -> None:
@@ -64,26 +69,63 @@ class QueueStatusWriter:
             succeeded=counts.get("Succeeded", 0),
             failed=counts.get("Failed", 0),
             oldest_pending_seconds=int((now - oldest).total_seconds()) if oldest else None,
-            conditions=conditions.set_condition(
-                record.status.conditions,
-                "Ready",
-                ready[0],
-                reason=ready[1],
-                message=ready[2],
-                now=now,
-                generation=record.generation,
+            conditions=self._conflict(
+                conditions.set_condition(
+                    record.status.conditions,
+                    "Ready",
+                    ready[0],
+                    reason=ready[1],
+                    message=ready[2],
+                    now=now,
+                    generation=record.generation,
+                ),
+                namespace,
+                now,
+                record.generation,
             ),
             observed_generation=record.generation,
-        )
-        for phase in PHASES:
-            metrics.QUEUE_JOBS.labels(namespace, queue, phase).set(counts.get(phase, 0))
-        metrics.QUEUE_OLDEST_PENDING.labels(namespace, queue).set(
-            status.oldest_pending_seconds or 0
         )
         if _same_counts(status, record.status):
             return
         await self._api.patch_queue_status(
             namespace, queue, status.model_dump(by_alias=True, mode="json")
+        )
+
+    def _conflict(
+        self,
+        current: list[Condition],
+        namespace: str,
+        now: datetime.datetime,
+        generation: int | None,
+    ) -> list[Condition]:
+        """The OperatorConflict condition: True while another operator acts here; False once
+        it stopped; absent on a queue that never had one."""
+        others = self._rivals.active(namespace)
+        if others:
+            message = (
+                f"another Conveyor operator acts in this namespace too ({', '.join(others)}): "
+                "this queue's concurrency and rate limits cannot hold. Uninstall one, or give "
+                "them disjoint watchNamespaces."
+            )
+            return conditions.set_condition(
+                current,
+                CONDITION,
+                "True",
+                reason="AnotherOperator",
+                message=message,
+                now=now,
+                generation=generation,
+            )
+        if conditions.find(current, CONDITION) is None:
+            return current
+        return conditions.set_condition(
+            current,
+            CONDITION,
+            "False",
+            reason="NoOtherOperator",
+            message="no other operator has created pods here lately",
+            now=now,
+            generation=generation,
         )
 
 

@@ -215,6 +215,8 @@ class PodRecord:
     resource_version: int = field(compare=False)
     view: PodView
     failing_container: str | None
+    creator: str | None = field(default=None, compare=False)
+    """The operator that created the pod (`conveyor.dev/operator`), if it says."""
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> PodRecord | None:
@@ -293,6 +295,7 @@ class PodRecord:
             resource_version=resource_version(meta),
             view=view,
             failing_container=failing,
+            creator=annotations.get(naming.ANNOTATION_OPERATOR),
         )
 
 

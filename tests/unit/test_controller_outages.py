@@ -1,0 +1,41 @@
+"""The API server failing the operator's pod creates for a while: backoff, then every job runs."""
+
+from __future__ import annotations
+
+from conveyor.runtime import kube
+from tests.unit.world import World, scenario
+
+
+@scenario
+async def test_starts_that_keep_failing_back_off_per_job_and_resume_after(world: World) -> None:
+    """Thirty queued jobs, every pod create answered 500 for ten minutes: each job's creates
+    back off (1 s, 2 s, 4 s ... 60 s), so ~15 tries a job rather than one or two a second;
+    once the API server answers again, every job starts within the longest backoff."""
+    world.queue("q", concurrency=10)
+    for i in range(30):
+        world.job(f"j{i}", queue="q")
+    world.api.fail("create_pod", kube.ApiError(500, "etcd leader changed"), times=10**9)
+    await world.start()
+    for _ in range(600):
+        await world.advance(1)
+    tried = len(world.api.failed)
+    assert 30 * 6 <= tried <= 30 * 20, f"{tried} creates tried by 30 jobs in 600 s"
+    assert world.pods() == []
+    world.api.clear_failures()
+    for _ in range(62):
+        await world.advance(1)
+        await world.finish_all()
+    assert sorted(world.pods()) == sorted(f"j{i}-1" for i in range(30))
+    assert all(world.phase(f"j{i}") == "Succeeded" for i in range(30))
+
+
+@scenario
+async def test_a_start_that_failed_once_is_tried_again_a_second_later(world: World) -> None:
+    """One 429 on the create: the job is offered again after about a second, not lost."""
+    world.queue("q", concurrency=1)
+    world.job("once", queue="q")
+    world.api.fail("create_pod", kube.ApiError(429, "too many requests"))
+    await world.start()
+    assert world.pods() == []
+    await world.advance(1.2)
+    assert world.pods() == ["once-1"]
