@@ -61,8 +61,15 @@ lint: $(STAMP) ## ruff, mypy (strict on the core), import layering, CRDs and doc
 unit: $(STAMP) ## the pure core's tests (seconds, no cluster)
 	$(BIN)/pytest tests/unit -q $(PYTEST_ARGS)
 
+CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: chromium
+chromium: ## Debian's chromium, for the dashboard's browser tests (skipped when present)
+	@test -x $(CHROMIUM) || { echo "[make] installing chromium (apt-get)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
 .PHONY: integration
-integration: $(STAMP) ## the operator against the real cluster (brings the local one up if KUBECONFIG names none)
+integration: $(STAMP) chromium ## the operator against the real cluster (brings the local one up if KUBECONFIG names none)
 	$(BIN)/pytest tests/cluster tests/integration -q $(PYTEST_ARGS)
 	$(BIN)/pytest tests/e2e -q $(PYTEST_ARGS)
 
@@ -80,6 +87,12 @@ cluster-down: ## stop the local cluster and remove its state
 .PHONY: run
 run: $(STAMP) ## run the operator locally against the current kubeconfig
 	$(BIN)/python -m conveyor
+
+DASHBOARD_ARGS ?= -A
+
+.PHONY: dashboard
+dashboard: $(STAMP) ## the web dashboard on http://localhost:8099/, as you (current kubeconfig): DASHBOARD_ARGS="-n shop --allow-actions"
+	$(BIN)/kubectl-conveyor dashboard $(DASHBOARD_ARGS)
 
 BENCH_ARGS ?=
 
@@ -107,11 +120,12 @@ chart-crds: ## copy the generated crds/ into the chart's crds/ (a test fails whe
 	cp crds/*.yaml charts/conveyor/crds/
 
 .PHONY: chart-lint
-chart-lint: ## helm lint --strict the chart, cluster-wide and namespaced, with and without monitoring
+chart-lint: ## helm lint --strict the chart, cluster-wide and namespaced, with and without monitoring, with the web dashboard
 	$(HELM) lint --strict charts/conveyor
 	$(HELM) lint --strict charts/conveyor --set 'watchNamespaces={team-a,team-b}'
 	$(HELM) lint --strict charts/conveyor $(CHART_MONITORING)
 	$(HELM) lint --strict charts/conveyor --set 'watchNamespaces={team-a,team-b}' $(CHART_MONITORING)
+	$(HELM) lint --strict charts/conveyor --set dashboard.enabled=true --set dashboard.actions=true
 
 CHART_MONITORING := --set metrics.serviceMonitor.enabled=true --set metrics.dashboard.enabled=true \
 	--set metrics.prometheusRule.enabled=true

@@ -100,6 +100,10 @@ kubectl -n $DEMO_NS get jq,bgj -w                      # watch queues and jobs
 kubectl -n $DEMO_NS describe bgj send-confirmation-1001  # retries, backoff, events
 kubectl -n $DEMO_NS get bgj --field-selector status.phase=Failed   # the dead letter
 kubectl -n $DEMO_NS annotate bgj sync-legacy-crm-1001 conveyor.dev/replay="\$(date +%s)" --overwrite
+export PATH=\$PWD/.venv/bin:\$PATH                       # kubectl conveyor (the plugin)
+kubectl conveyor queues -n $DEMO_NS                    # counts, rate, oldest wait per queue
+kubectl conveyor retry --failed -q "" -n $DEMO_NS      # every dead letter (of no queue), again
+kubectl conveyor dashboard -n $DEMO_NS --allow-actions # the web dashboard, as you: localhost:8099
 kubectl -n $DEMO_NS apply -f examples/priorities.yaml  # then unpause: see its comments
 kubectl -n $DEMO_NS apply -f examples/invoice-deadline.yaml
 kubectl explain bgj.spec.retry                         # every field, documented

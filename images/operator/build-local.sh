@@ -72,9 +72,9 @@ trap cleanup EXIT
 # A snapshot of the sources that make the wheel: the tree may change while we
 # build (others edit it), and the tag must name what the image contains.
 SRC="$(mktemp -d /tmp/conveyor-image-src.XXXXXX)"; CLEAN+=("$SRC")
-(cd "$ROOT" && { find operator/conveyor -type f \( -name '*.py' -o -name py.typed \) \
-    -not -path '*/__pycache__/*'; echo pyproject.toml; echo README.md; echo requirements/operator.txt
-  } | LC_ALL=C sort \
+(cd "$ROOT" && { find operator/conveyor -type f \( -name '*.py' -o -name py.typed \
+    -o -path '*/dashboard/static/*' \) -not -path '*/__pycache__/*'; echo pyproject.toml;
+    echo README.md; echo requirements/operator.txt; } | LC_ALL=C sort \
   | tar -cf - -T -) | tar -C "$SRC" -xf -
 version="$(sed -n 's/^version *= *"\([^"]*\)".*/\1/p' "$SRC/pyproject.toml" | head -1)"
 [[ -n "$version" ]] || die "no version in pyproject.toml"

@@ -247,6 +247,8 @@ class Release:
     cluster: KubeCluster
     helm: Callable[..., str]
     values_file: Path
+    extra_values: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """More values of this release (say, the dashboard's)."""
 
     def values(self) -> dict[str, Any]:
         repository, tag = split_image(self.image)
@@ -255,6 +257,7 @@ class Release:
             "watchNamespaces": self.watched,
             "test": {"jobImage": JOB_IMAGE, "timeoutSeconds": 150},
             "resources": {"requests": {"cpu": "50m", "memory": "96Mi"}},
+            **self.extra_values,
         }
 
     def install(self) -> str:

@@ -219,3 +219,18 @@ async def test_a_namespace_being_deleted_is_left_alone(world: World) -> None:
     await world.advance(120)
     assert len(world.api.failed) == 1
     assert world.phase("late") is None
+
+
+@scenario
+async def test_the_workers_termination_message_becomes_the_jobs_result(world: World) -> None:
+    """The pod status the watch delivers carries the termination message: it is written on
+    the attempt and as status.result, with no other API call."""
+    world.job("report")
+    await world.start()
+    world.api.finish_pod(NAMESPACE, "report-1", message='{"rows": 42}')
+    await world.settle()
+    status = world.status("report")
+    assert status["phase"] == "Succeeded"
+    assert status["result"] == '{"rows": 42}'
+    assert status["history"][-1]["output"] == '{"rows": 42}'
+    assert world.api.count("read_log_tail") == 0

@@ -261,6 +261,7 @@ def background_job_crd() -> dict[str, Any]:
             "jsonPath": ".status.nextScheduleTime",
             "priority": 1,
         },
+        {"name": "Result", "type": "string", "jsonPath": ".status.result", "priority": 1},
     ]
     return _crd(
         kind="BackgroundJob",

@@ -30,6 +30,9 @@ MAX_JOB_NAME_LENGTH = 52
 """Pods are named `<job>-<attempt>` and scheduled runs `<job>-<unix seconds>`;
 52 characters leave room for both within the 63 of a label value."""
 
+RESULT_BYTES = 4096
+"""A container's termination message, as the kubelet bounds it (and so the operator)."""
+
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 CRON_SHAPE = (
@@ -547,6 +550,16 @@ class AttemptRecord(ApiModel):
         examples=["connecting to smtp:25\nrefused"],
         description="The last lines of the worker container's log (failures only).",
     )
+    output: str | None = Field(
+        None,
+        max_length=RESULT_BYTES,
+        description=(
+            "The worker container's termination message: what it wrote to "
+            "/dev/termination-log (its terminationMessagePath), at most 4096 bytes as "
+            "Kubernetes keeps it. The output of the attempt that succeeded is also the "
+            "job's status.result."
+        ),
+    )
 
 
 class BackgroundJobStatus(ApiModel):
@@ -608,6 +621,15 @@ class BackgroundJobStatus(ApiModel):
     last_failure: AttemptRecord | None = Field(
         None, description="The latest failed attempt, with its exit code and log tail."
     )
+    result: str | None = Field(
+        None,
+        max_length=RESULT_BYTES,
+        description=(
+            "The job's result, like BullMQ's returnvalue: the termination message of the "
+            "attempt that succeeded (what its worker wrote to /dev/termination-log, at most "
+            "4096 bytes). Unset until the job succeeds, and when the worker wrote nothing."
+        ),
+    )
     history: list[AttemptRecord] = Field(
         default_factory=list,
         max_length=20,
@@ -631,6 +653,29 @@ class BackgroundJobStatus(ApiModel):
         description=(
             "The value of the conveyor.dev/replay annotation last acted on: a failed job "
             "is sent through again once per new value."
+        ),
+    )
+    promoted: str | None = Field(
+        None,
+        description=(
+            "The value of the conveyor.dev/promote annotation last acted on: a Delayed or "
+            "BackingOff job becomes ready to start at once (its queue's limits still apply), "
+            "once per new value."
+        ),
+    )
+    ran_now: str | None = Field(
+        None,
+        description=(
+            "The value of the conveyor.dev/run-now annotation last acted on: a recurring job "
+            "creates a run at once (labelled conveyor.dev/manual=true), once per new value."
+        ),
+    )
+    cancelled: str | None = Field(
+        None,
+        description=(
+            "The value of the conveyor.dev/cancel annotation last acted on: a waiting or "
+            "running job fails with reason Cancelled (its running pod is deleted), once per "
+            "new value."
         ),
     )
     queue_order: str | None = Field(

@@ -23,6 +23,11 @@ result, and only the pod of the latest unfinished attempt is looked at.
 
 Events are emitted on transitions only (a condition flipping, an attempt
 starting or ending), never on a reconcile that changes nothing.
+
+A person steers a job with annotations taken once (`actions`): replay a
+Failed job, promote a Delayed or BackingOff one, cancel a waiting or running
+one. They are read after the pod's news, so an attempt that has just ended
+on its own keeps its outcome.
 """
 
 from __future__ import annotations
@@ -35,13 +40,14 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from conveyor.api.v1alpha1 import (
+    RESULT_BYTES,
     AttemptRecord,
     BackgroundJobSpec,
     BackgroundJobStatus,
     Condition,
     Phase,
 )
-from conveyor.core import admission, backoff, conditions, deprecation, naming, outcome
+from conveyor.core import actions, admission, backoff, conditions, deprecation, naming, outcome
 from conveyor.core.effective import Effective
 
 HISTORY_LIMIT = 20
@@ -208,17 +214,18 @@ def step(job: JobView, around: Surroundings) -> Decision:
     _note_deprecations(draft, job.spec)
     _replay_if_asked(draft, job)
 
-    if draft.phase in TERMINAL:
-        return _finished(draft, effective)
-
-    _adopt_unrecorded_pods(draft, job, effective, around)
-    if draft.phase in TERMINAL:
-        return _finished(draft, effective)
     wake_at = None
-    if draft.phase == "Running":
-        wake_at = _follow_attempt(draft, job, effective, around)
-        if draft.phase in TERMINAL:
-            return _finished(draft, effective)
+    if draft.phase not in TERMINAL:
+        _adopt_unrecorded_pods(draft, job, effective, around)
+        if draft.phase == "Running":
+            wake_at = _follow_attempt(draft, job, effective, around)
+    # After the pod's news: an attempt that ended on its own is not cancelled after the fact.
+    _cancel_if_asked(draft, job, around)
+    _promote_if_asked(draft, job, around)
+    _ignore_run_now(draft, job)
+
+    if draft.phase in TERMINAL:
+        return _finished(draft, effective)
     deadline = _job_deadline(draft, effective)
     if deadline is not None and around.now >= deadline:
         _stop_at_job_deadline(draft, job, effective, around)
@@ -306,8 +313,8 @@ def fail(
 
 def _replay_if_asked(draft: _Draft, job: JobView) -> None:
     """A new value of the replay annotation sends a Failed job through once more."""
-    asked = job.annotations.get(naming.ANNOTATION_REPLAY)
-    if not asked or asked == draft.values["replayed"]:
+    asked = actions.REPLAY.asked(job.annotations, job.status)
+    if asked is None:
         return
     draft.set(replayed=asked)
     if draft.phase != "Failed":
@@ -324,9 +331,90 @@ def _replay_if_asked(draft: _Draft, job: JobView) -> None:
     draft.emit(
         "Normal",
         "Replayed",
-        f"sent through again ({naming.ANNOTATION_REPLAY}={asked}); "
-        "earlier attempts stay in history",
+        f"sent through again ({actions.REPLAY.how(asked)}); earlier attempts stay in history",
     )
+
+
+def _cancel_if_asked(draft: _Draft, job: JobView, around: Surroundings) -> None:
+    """A new value of the cancel annotation fails a waiting or running job for good: its
+    running pod is deleted, and no attempt follows (until a replay)."""
+    asked = actions.CANCEL.asked(job.annotations, job.status)
+    if asked is None:
+        return
+    draft.set(cancelled=asked)
+    how = actions.CANCEL.how(asked)
+    refused = actions.refusal(actions.CANCEL, draft.phase, recurring=False)
+    if refused is not None:
+        draft.emit("Normal", "CancelIgnored", f"{how} ignored: {refused}")
+        return
+    message = f"cancelled ({how})"
+    if draft.phase == "Running":
+        attempt: int = draft.values["attempts"]
+        pod = around.pods.get(attempt)
+        name = pod.name if pod is not None else naming.pod_name(job.name, attempt)
+        draft.actions.append(DeletePod(name))
+        message += f": attempt {attempt}'s pod {name} deleted"
+        record = _end_attempt(
+            draft,
+            attempt,
+            pod_name=name,
+            fallback_start=pod.created_at if pod else None,
+            finished_at=around.now,
+            result="Failed",
+            reason="Cancelled",
+            message=message,
+        )
+        draft.set(failures=draft.values["failures"] + 1, last_failure=record)
+    draft.set(phase="Failed", completion_time=around.now, next_attempt_at=None)
+    draft.condition("Failed", "True", "Cancelled", f"{message}; no more attempts")
+    draft.emit("Normal", "Cancelled", f"{message}; no more attempts")
+
+
+def _promote_if_asked(draft: _Draft, job: JobView, around: Surroundings) -> None:
+    """A new value of the promote annotation makes a Delayed or BackingOff job ready to start
+    now: it goes to its queue, whose limits still apply."""
+    asked = actions.PROMOTE.asked(job.annotations, job.status)
+    if asked is None:
+        return
+    draft.set(promoted=asked)
+    how = actions.PROMOTE.how(asked)
+    waited_for: datetime.datetime | None = draft.values["next_attempt_at"]
+    refused = actions.refusal(actions.PROMOTE, draft.phase, recurring=False)
+    if refused is not None:
+        draft.emit("Normal", "PromoteIgnored", f"{how} ignored: {refused}")
+        return
+    instead = f" instead of at {naming.format_time(waited_for)}" if waited_for else ""
+    message = f"ready to start now{instead} ({how}); its queue's limits still apply"
+    # The condition is what waives a start delay (startAt, delaySeconds) from now on.
+    draft.condition("Promoted", "True", "Promoted", message)
+    draft.set(next_attempt_at=around.now)
+    draft.emit("Normal", "Promoted", message)
+
+
+def _ignore_run_now(draft: _Draft, job: JobView) -> None:
+    asked = actions.RUN_NOW.asked(job.annotations, job.status)
+    if asked is None:
+        return
+    draft.set(ran_now=asked)
+    refused = actions.refusal(actions.RUN_NOW, draft.phase, recurring=False)
+    draft.emit("Normal", "RunNowIgnored", f"{actions.RUN_NOW.how(asked)} ignored: {refused}")
+
+
+def _end_attempt(
+    draft: _Draft, attempt: int, *, fallback_start: datetime.datetime | None, **ended: object
+) -> AttemptRecord:
+    """Record how attempt `attempt` ended in the history (its start kept); returns the record."""
+    history = draft.history()
+    previous = history[-1] if history and history[-1].attempt == attempt else None
+    record = AttemptRecord.model_validate(
+        {
+            "attempt": attempt,
+            "start_time": previous.start_time if previous else fallback_start,
+            **ended,
+        }
+    )
+    draft.set_history([*history[:-1], record] if previous else [*history, record])
+    return record
 
 
 def _finished(draft: _Draft, effective: Effective) -> Decision:
@@ -390,24 +478,28 @@ def _follow_attempt(
     if pod is not None and not pod.terminal:
         draft.actions.append(DeletePod(pod.name))  # it never started; free its slot
 
-    history = draft.history()
-    previous = history[-1] if history and history[-1].attempt == attempt else None
-    record = AttemptRecord(
-        attempt=attempt,
+    record = _end_attempt(
+        draft,
+        attempt,
         pod_name=naming.pod_name(job.name, attempt),
-        start_time=previous.start_time if previous else (pod.created_at if pod else None),
+        fallback_start=pod.created_at if pod else None,
         finished_at=result.finished_at,
         result=result.kind,
         reason=result.reason,
         exit_code=result.exit_code,
         message=_clip(result.message, 1024),
+        output=_clip(pod.container_message if pod else None, RESULT_BYTES) or None,
     )
-    draft.set_history([*history[:-1], record] if previous else [*history, record])
     finished_at = result.finished_at or around.now
     label = f"attempt {attempt}"
 
     if result.kind == "Succeeded":
-        draft.set(phase="Succeeded", completion_time=finished_at, next_attempt_at=None)
+        draft.set(
+            phase="Succeeded",
+            completion_time=finished_at,
+            next_attempt_at=None,
+            result=record.output,
+        )
         draft.condition("Succeeded", "True", "Completed", f"{label} succeeded")
         draft.emit("Normal", "Succeeded", f"{label} succeeded (pod {record.pod_name})")
         return None
@@ -494,7 +586,12 @@ def _wait_or_start(
         return blocked
 
     not_before = first_start_at(job)
-    if not_before is not None and draft.values["attempts"] == 0 and around.now < not_before:
+    if (
+        not_before is not None
+        and draft.values["attempts"] == 0
+        and around.now < not_before
+        and not conditions.is_true(draft.values["conditions"], "Promoted")
+    ):
         draft.set(phase="Delayed", next_attempt_at=not_before)
         return draft.decide(effective, wake_at=not_before)
 

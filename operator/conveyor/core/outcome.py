@@ -59,6 +59,7 @@ class PodView:
     exit_code: int | None = None
     container_reason: str | None = None
     container_message: str | None = None
+    """The worker container's termination message (/dev/termination-log): its result."""
     waiting_reason: str | None = None
     waiting_message: str | None = None
     disruption_reason: str | None = None

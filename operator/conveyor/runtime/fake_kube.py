@@ -202,15 +202,24 @@ class FakeKubeApi:
         return self.set_pod(namespace, name, {"phase": "Running"})
 
     def finish_pod(
-        self, namespace: str, name: str, *, exit_code: int = 0, reason: str | None = None
+        self,
+        namespace: str,
+        name: str,
+        *,
+        exit_code: int = 0,
+        reason: str | None = None,
+        message: str | None = None,
     ) -> Body:
-        """The pod's one container exited with `exit_code`."""
+        """The pod's one container exited with `exit_code`, having written `message` to its
+        termination log."""
         finished = naming.format_time(self.clock())
         terminated = {
             "exitCode": exit_code,
             "reason": reason or ("Completed" if exit_code == 0 else "Error"),
             "finishedAt": finished,
         }
+        if message is not None:
+            terminated["message"] = message
         return self.set_pod(
             namespace,
             name,
