@@ -8,7 +8,8 @@ import dataclasses
 import datetime
 
 from conveyor.core import actions, conditions, naming, recurring
-from conveyor.core.lifecycle import CreatePod, DeletePod, step
+from conveyor.core.decisions import CreatePod, DeletePod
+from conveyor.core.lifecycle import step
 from tests.unit.factories import T0, advance, around, at, job, pod, reasons, spec, with_status
 
 

@@ -4,7 +4,8 @@ activeDeadlineSeconds, the deprecated name of the first, still honoured and said
 from __future__ import annotations
 
 from conveyor.core import conditions, deprecation, podspec
-from conveyor.core.lifecycle import CreatePod, DeletePod, step
+from conveyor.core.decisions import CreatePod, DeletePod
+from conveyor.core.lifecycle import step
 from conveyor.runtime.cache import Resource
 from tests.unit.factories import (
     NAMESPACE,

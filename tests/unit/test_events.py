@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from conveyor.core.lifecycle import Event
+from conveyor.core.decisions import Event
 from conveyor.runtime import events, kube
 from conveyor.runtime.fake_kube import FakeKubeApi
 from tests.unit.factories import T0, at

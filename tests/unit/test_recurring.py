@@ -17,7 +17,7 @@ import pytest
 
 from conveyor.api.v1alpha1 import API_VERSION, BackgroundJobSpec, BackgroundJobStatus
 from conveyor.core import conditions, naming, recurring
-from conveyor.core.lifecycle import JobView
+from conveyor.core.decisions import JobView
 from conveyor.core.recurring import RECURRING_ONLY_FIELDS, RecurringDecision, Run, step
 from tests.unit.factories import NAMESPACE, QUEUE, T0, at, job, spec, with_status
 

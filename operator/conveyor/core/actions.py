@@ -11,11 +11,11 @@ neither a second look nor a restart acts twice, and the API server holds
 all of it. Any new value asks again; clients (`kubectl conveyor`, the
 dashboard) write a fresh `token()`.
 
-- replay: a Failed job is sent through again (`lifecycle`).
+- replay: a Failed job is sent through again (`steering`).
 - promote: a Delayed or BackingOff job is ready to start now; its queue's
-  limits still apply (`lifecycle`).
+  limits still apply (`steering`).
 - cancel: a waiting or running job fails with reason Cancelled, its running
-  pod deleted, no more attempts (`lifecycle`).
+  pod deleted, no more attempts (`steering`).
 - run-now: a recurring job creates a run now, named as its schedule would
   name one for this moment and labelled manual (`recurring`).
 """

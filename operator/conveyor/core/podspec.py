@@ -20,8 +20,8 @@ import datetime
 from typing import Any
 
 from conveyor.core import naming
+from conveyor.core.decisions import JobView
 from conveyor.core.effective import Effective
-from conveyor.core.lifecycle import JobView
 
 
 class TemplateError(ValueError):

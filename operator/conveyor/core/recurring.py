@@ -29,7 +29,7 @@ from typing import Any
 
 from conveyor.api.v1alpha1 import API_VERSION, BackgroundJobStatus, Condition
 from conveyor.core import actions, conditions, deprecation, naming
-from conveyor.core.lifecycle import Event, JobView, is_terminal
+from conveyor.core.decisions import Event, JobView, is_terminal
 from conveyor.core.schedule import Schedule, ScheduleError, missed_runs
 
 ON_TIME_GRACE_SECONDS = 2.0

@@ -46,7 +46,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from conveyor.core import admission, lifecycle, naming, podspec
+from conveyor.core import admission, naming, podspec, starting
 from conveyor.core.effective import Effective
 from conveyor.runtime import kube, metrics
 from conveyor.runtime.cache import Cache
@@ -356,6 +356,6 @@ def _count_start(record: JobRecord, attempt: int, created: datetime.datetime) ->
     metrics.ATTEMPTS_STARTED.labels(record.namespace, record.queue).inc()
     if attempt == 1:
         view = record.view()
-        since = max(record.created_at, lifecycle.first_start_at(view) or record.created_at)
+        since = max(record.created_at, starting.first_start_at(view) or record.created_at)
         waited = (created - since).total_seconds()
         metrics.ADMISSION_WAIT.labels(record.namespace, record.queue).observe(max(waited, 0.0))

@@ -45,7 +45,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from conveyor.core import lifecycle
+from conveyor.core import decisions
 from conveyor.runtime import kube, metrics
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ class Subject:
 @dataclass(frozen=True)
 class _Pending:
     subject: Subject
-    event: lifecycle.Event
+    event: decisions.Event
     at: datetime.datetime
     name: str
     count: int = 1
@@ -112,7 +112,7 @@ class Correlator:
         )
 
     def observe(
-        self, subject: Subject, event: lifecycle.Event, at: datetime.datetime, name: str
+        self, subject: Subject, event: decisions.Event, at: datetime.datetime, name: str
     ) -> _Pending:
         """The event to send: named `name` (new), or the series it repeats, counted."""
         group = (
@@ -132,7 +132,7 @@ class Correlator:
         key: tuple[str, ...] = (*group, event.message)
         if len(similar.messages) >= self._similar:
             similar.messages.discard(event.message)  # the set stays below its bound
-            event = lifecycle.Event(event.type, event.reason, COMBINED + event.message)
+            event = decisions.Event(event.type, event.reason, COMBINED + event.message)
             key = (*group, COMBINED)
         series = self._series.get(key)
         if series is None or at - series.last_at > self._window:
@@ -175,7 +175,7 @@ class EventRecorder:
         self._last_stamp = 0
         self._correlator = Correlator()
 
-    def record(self, subject: Subject, events: Iterable[lifecycle.Event]) -> None:
+    def record(self, subject: Subject, events: Iterable[decisions.Event]) -> None:
         """Queue events about `subject`, stamped now, in this order."""
         shard = self._shards[hash((subject.namespace, subject.name)) % len(self._shards)]
         for event in events:
