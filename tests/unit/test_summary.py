@@ -1,4 +1,4 @@
-"""core.summary: what the plugin and the dashboard show, from raw objects."""
+"""The summaries (core.summary and the modules beside it): what the plugin and dashboard show."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import datetime
 
 import pytest
 
-from conveyor.core import summary
+from conveyor.core import job_listing, summary, summary_json, throughput, wording
 from tests.unit.dashboard_data import attempt, job_body, queue_body
 from tests.unit.factories import T0, at
 
@@ -115,23 +115,23 @@ def test_throughput_buckets_attempts_by_the_minute_they_ended():
         ),
         job_body("b", queue="other", history=[attempt(1, "Succeeded", finished=110)]),
     )
-    buckets = summary.throughput(jobs, at(120), buckets=2)
+    buckets = throughput.throughput(jobs, at(120), buckets=2)
     assert [b.start for b in buckets] == [at(0), at(60)]
     assert [(b.succeeded, b.failed, b.disrupted) for b in buckets] == [(0, 1, 0), (2, 0, 1)]
-    only = summary.throughput(jobs, at(120), buckets=2, queue=("shop", "other"))
+    only = throughput.throughput(jobs, at(120), buckets=2, queue=("shop", "other"))
     assert [b.succeeded for b in only] == [0, 1]
 
 
 def test_select_pages_newest_first_and_searches_every_word():
     jobs = rows(*(job_body(f"send-{i}", "Succeeded", created=i) for i in range(120)))
     jobs += rows(job_body("charge-9", "Failed", created=500, lastFailure={"reason": "OOMKilled"}))
-    page = summary.select(jobs, offset=50, limit=50)
+    page = job_listing.select(jobs, offset=50, limit=50)
     assert page.total == 121
     assert page.rows[0].name == "send-70" and len(page.rows) == 50
-    assert [r.name for r in summary.select(jobs, text="oom charge").rows] == ["charge-9"]
-    assert summary.select(jobs, phases=["Failed"]).total == 1
-    assert summary.select(jobs, queue="other").total == 0
-    counts = summary.phase_counts(jobs)
+    assert [r.name for r in job_listing.select(jobs, text="oom charge").rows] == ["charge-9"]
+    assert job_listing.select(jobs, phases=["Failed"]).total == 1
+    assert job_listing.select(jobs, queue="other").total == 0
+    counts = job_listing.phase_counts(jobs)
     assert counts["Succeeded"] == 120 and counts["Failed"] == 1 and counts["Running"] == 0
 
 
@@ -140,7 +140,7 @@ def test_select_over_ten_thousand_jobs():
     jobs = rows(
         *(job_body(f"job-{i}", "Queued" if i % 3 else "Failed", created=i) for i in range(10_000))
     )
-    page = summary.select(jobs, phases=["Failed"], text="job-99", limit=50)
+    page = job_listing.select(jobs, phases=["Failed"], text="job-99", limit=50)
     assert page.total == len([i for i in range(10_000) if i % 3 == 0 and "job-99" in f"job-{i}"])
     assert page.rows[0].name == "job-9999"
     (queue,) = summary.queue_rows([queue_body("email")], jobs, at(10_000))
@@ -180,18 +180,18 @@ def test_a_timeline_takes_the_last_failures_tail_and_the_pods_tails():
     ],
 )
 def test_durations_read_as_kubectl_ages(seconds, shown):
-    assert summary.human_duration(seconds) == shown
+    assert wording.human_duration(seconds) == shown
 
 
 def test_rates_read_short():
-    assert [summary.rate(r) for r in (0, 0.25, 12.4, 2500)] == ["0", "0.2/m", "12/m", "2.5k/m"]
+    assert [wording.rate(r) for r in (0, 0.25, 12.4, 2500)] == ["0", "0.2/m", "12/m", "2.5k/m"]
 
 
 def test_json_forms_carry_times_as_rfc3339():
     row = summary.job_row(job_body("a", "Running", created=1))
-    assert summary.job_json(row)["created"] == "2026-03-01T12:00:01.000Z"
-    bucket = summary.throughput([], T0 + datetime.timedelta(minutes=1), buckets=1)[0]
-    assert summary.bucket_json(bucket) == {
+    assert summary_json.job_json(row)["created"] == "2026-03-01T12:00:01.000Z"
+    bucket = throughput.throughput([], T0 + datetime.timedelta(minutes=1), buckets=1)[0]
+    assert summary_json.bucket_json(bucket) == {
         "start": "2026-03-01T12:00:00.000Z",
         "succeeded": 0,
         "failed": 0,

@@ -10,7 +10,7 @@ import datetime
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from conveyor.core import summary
+from conveyor.core import summary, wording
 
 NONE = "<none>"
 LOG_LINES = 5
@@ -49,8 +49,8 @@ def queues_table(
             str(row.running),
             str(row.succeeded),
             str(row.failed),
-            summary.rate(row.rate_per_minute),
-            summary.human_duration(row.oldest_waiting_seconds)
+            wording.rate(row.rate_per_minute),
+            wording.human_duration(row.oldest_waiting_seconds)
             if row.oldest_waiting_seconds is not None
             else NONE,
             ("true" if row.paused else "false") if row.exists else "<no queue>",
@@ -58,7 +58,7 @@ def queues_table(
         if wide:
             cells += [
                 str(row.blocked),
-                summary.rate(row.failures_per_minute),
+                wording.rate(row.failures_per_minute),
                 str(row.concurrency) if row.concurrency is not None else NONE,
                 row.rate_limit or NONE,
             ]
@@ -95,7 +95,7 @@ def jobs_table(
             row.phase,
             row.attempts_summary or NONE,
             row.last_failure or NONE,
-            summary.age(row.created, now),
+            wording.age(row.created, now),
         ]
         if wide:
             cells += [
@@ -117,7 +117,7 @@ def jobs_table(
 def _until(moment: datetime.datetime | None, now: datetime.datetime) -> str:
     if moment is None or moment <= now:
         return NONE
-    return "in " + summary.human_duration((moment - now).total_seconds())
+    return "in " + wording.human_duration((moment - now).total_seconds())
 
 
 def _when(moment: datetime.datetime | None, now: datetime.datetime) -> str:
@@ -126,7 +126,7 @@ def _when(moment: datetime.datetime | None, now: datetime.datetime) -> str:
     stamp = moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     if moment > now:
         return f"{stamp} ({_until(moment, now)})"
-    return f"{stamp} ({summary.age(moment, now)} ago)"
+    return f"{stamp} ({wording.age(moment, now)} ago)"
 
 
 def _indented(text: str, prefix: str, limit: int | None = None) -> list[str]:
@@ -150,7 +150,7 @@ def timeline(attempts: Sequence[summary.Attempt], now: datetime.datetime) -> lis
             head += f"  exit code {attempt.exit_code}"
         head += f"  started {_when(attempt.started, now)}"
         if attempt.duration_seconds is not None:
-            head += f", ran {summary.human_duration(attempt.duration_seconds)}"
+            head += f", ran {wording.human_duration(attempt.duration_seconds)}"
         out.append(head)
         if attempt.message and attempt.message != attempt.output:
             out += _indented(attempt.message, "      message: ", 3)
@@ -229,7 +229,7 @@ def describe(
                             r.name,
                             r.phase,
                             r.attempts_summary or NONE,
-                            summary.age(r.created, now),
+                            wording.age(r.created, now),
                             "yes" if r.manual else "",
                         ]
                         for r in runs
@@ -271,7 +271,7 @@ def describe(
                 ["AGE", "TYPE", "REASON", "MESSAGE"],
                 [
                     [
-                        summary.age(
+                        wording.age(
                             summary.parse_time(e.get("lastTimestamp") or e.get("eventTime")), now
                         ),
                         str(e.get("type") or ""),

@@ -21,7 +21,7 @@ import yaml
 
 from conveyor.cli import format as fmt
 from conveyor.client import connection, operations
-from conveyor.core import actions, naming, summary
+from conveyor.core import actions, job_listing, naming, summary, summary_json
 from conveyor.dashboard import server
 
 KIND = "backgroundjob.conveyor.dev"
@@ -193,7 +193,7 @@ def run_queues(ctx: Context, args: argparse.Namespace) -> int:
         ctx.now,
     )
     if args.output in ("json", "yaml"):
-        ctx.print(_dump(_listing([summary.queue_json(row) for row in rows]), args.output))
+        ctx.print(_dump(_listing([summary_json.queue_json(row) for row in rows]), args.output))
         return 0
     if not rows:
         print(_nothing("queues", ctx.namespace), file=ctx.err)
@@ -216,7 +216,7 @@ def run_jobs(ctx: Context, args: argparse.Namespace) -> int:
     if args.output in ("json", "yaml"):
         ctx.print(_dump(_listing(bodies), args.output))
         return 0
-    page = summary.select([summary.job_row(body) for body in bodies], limit=len(bodies))
+    page = job_listing.select([summary.job_row(body) for body in bodies], limit=len(bodies))
     if not page.rows:
         print(_nothing("jobs", ctx.namespace), file=ctx.err)
         return 0
@@ -234,7 +234,7 @@ def run_describe(ctx: Context, args: argparse.Namespace) -> int:
     row = summary.job_row(body)
     runs: list[summary.JobRow] = []
     if row.recurring:
-        runs = summary.select(
+        runs = job_listing.select(
             [
                 summary.job_row(b)
                 for b in ctx.api.jobs(namespace, label_selector=f"{naming.LABEL_PARENT}={row.name}")

@@ -1,10 +1,15 @@
 """What a person reads about queues and jobs, summarised from the objects as the API serves them.
 
 `kubectl conveyor` and the dashboard show the same things (a queue's counts,
-its throughput, a job's attempts as a timeline), so both build them here,
-from the raw JSON of BackgroundJobs and JobQueues, with no I/O: the plugin
-from one list, the dashboard from its watches' cache. A job becomes a
+its throughput, a job's attempts as a timeline), so both build them in the
+core, from the raw JSON of BackgroundJobs and JobQueues, with no I/O: the
+plugin from one list, the dashboard from its watches' cache. A job becomes a
 compact `JobRow` once per change; everything else is computed from rows.
+This module reads the objects into rows (a job's `JobRow`, its attempts'
+timeline, a queue's `QueueRow`); what is made of rows lives beside it:
+`throughput` (attempts ended per minute), `job_listing` (filters, pages,
+counts by phase), `summary_json` (the rows as JSON) and `wording` (ages and
+rates as a terminal prints them).
 
 Counts are the operator's own (`tally`): waiting is Pending and Queued,
 delayed is Delayed and BackingOff; recurring jobs are not counted, their runs
@@ -17,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +31,6 @@ from conveyor.core import naming, tally
 WAITING_PHASES = tally.PENDING_PHASES
 DELAYED_PHASES = ("Delayed", "BackingOff")
 PHASES = ("Pending", "Blocked", "Delayed", "Queued", "Running", "BackingOff", "Succeeded", "Failed")
-EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 RATE_WINDOW = datetime.timedelta(minutes=5)
 """`rate`: attempts that ended per minute, over this window."""
 
@@ -178,6 +182,25 @@ def job_row(body: Mapping[str, Any]) -> JobRow:
     )
 
 
+def timeline(body: Mapping[str, Any], log_tails: Mapping[int, str] | None = None) -> list[Attempt]:
+    """A job's attempts, oldest first: its history, with the last failure's log tail on its
+    attempt and, for the others, the tails given (read from pods that still exist)."""
+    status = _map(body.get("status"))
+    last_failure = _map(status.get("lastFailure"))
+    failed_tail = _str(last_failure.get("logTail"))
+    failed_attempt = _int(last_failure.get("attempt"))
+    tails = dict(log_tails or {})
+    if failed_attempt is not None and failed_tail is not None:
+        tails[failed_attempt] = failed_tail
+    attempts = []
+    for record in status.get("history") or []:
+        attempt = Attempt.from_record(_map(record))
+        if attempt.log_tail is None and attempt.attempt in tails:
+            attempt = dataclasses.replace(attempt, log_tail=tails[attempt.attempt])
+        attempts.append(attempt)
+    return attempts
+
+
 # ---------------------------------------------------------------- queues
 
 
@@ -275,244 +298,3 @@ def queue_rows(
             )
         )
     return rows
-
-
-# ---------------------------------------------------------------- throughput
-
-
-@dataclass(frozen=True)
-class Bucket:
-    """Attempts that ended within [start, start + width)."""
-
-    start: datetime.datetime
-    succeeded: int = 0
-    failed: int = 0
-    disrupted: int = 0
-
-
-def throughput(
-    jobs: Iterable[JobRow],
-    now: datetime.datetime,
-    *,
-    buckets: int = 60,
-    width: datetime.timedelta = datetime.timedelta(minutes=1),
-    queue: tuple[str, str] | None = None,
-) -> list[Bucket]:
-    """Attempts ended per bucket, oldest first, the last bucket ending at `now` (of one
-    queue, given as (namespace, name), or of all)."""
-    first = now - buckets * width
-    tallies = [[0, 0, 0] for _ in range(buckets)]
-    column = {"Succeeded": 0, "Failed": 1, "Disrupted": 2}
-    for row in jobs:
-        if queue is not None and (row.namespace, row.queue) != queue:
-            continue
-        for finished, result in row.ended:
-            if not first < finished <= now or result not in column:
-                continue
-            index = min(buckets - 1, int((finished - first) / width))
-            tallies[index][column[result]] += 1
-    return [
-        Bucket(first + i * width, succeeded=s, failed=f, disrupted=d)
-        for i, (s, f, d) in enumerate(tallies)
-    ]
-
-
-# ---------------------------------------------------------------- jobs
-
-
-@dataclass(frozen=True)
-class Page:
-    rows: list[JobRow]
-    total: int
-    """Rows that matched, over every page."""
-    offset: int
-    limit: int
-
-
-def matching(
-    rows: Iterable[JobRow],
-    *,
-    namespace: str | None = None,
-    queue: str | None = None,
-    phases: Sequence[str] = (),
-    text: str = "",
-    parent: str | None = None,
-) -> list[JobRow]:
-    """The jobs that match every filter given."""
-    wanted = set(phases)
-    words = text.lower().split()
-    return [
-        row
-        for row in rows
-        if (namespace is None or row.namespace == namespace)
-        and (queue is None or row.queue == queue)
-        and (not wanted or row.phase in wanted)
-        and (parent is None or row.parent == parent)
-        and (not words or all(word in row.search_text for word in words))
-    ]
-
-
-def select(rows: Iterable[JobRow], *, offset: int = 0, limit: int = 50, **filters: Any) -> Page:
-    """One page of the jobs that match (`matching`'s filters), newest first, then by name."""
-    matched = matching(rows, **filters)
-    matched.sort(key=lambda r: (r.created or EPOCH, r.name), reverse=True)
-    offset = max(0, offset)
-    return Page(matched[offset : offset + limit], len(matched), offset, limit)
-
-
-def phase_counts(rows: Iterable[JobRow], *, recurring: bool = False) -> dict[str, int]:
-    """Jobs by phase, every phase present; recurring jobs only if asked (a queue's counts
-    leave them out, as the operator's do)."""
-    counts = dict.fromkeys(PHASES, 0)
-    for row in rows:
-        if recurring or not row.recurring:
-            counts[row.phase] = counts.get(row.phase, 0) + 1
-    return counts
-
-
-def timeline(body: Mapping[str, Any], log_tails: Mapping[int, str] | None = None) -> list[Attempt]:
-    """A job's attempts, oldest first: its history, with the last failure's log tail on its
-    attempt and, for the others, the tails given (read from pods that still exist)."""
-    status = _map(body.get("status"))
-    last_failure = _map(status.get("lastFailure"))
-    failed_tail = _str(last_failure.get("logTail"))
-    failed_attempt = _int(last_failure.get("attempt"))
-    tails = dict(log_tails or {})
-    if failed_attempt is not None and failed_tail is not None:
-        tails[failed_attempt] = failed_tail
-    attempts = []
-    for record in status.get("history") or []:
-        attempt = Attempt.from_record(_map(record))
-        if attempt.log_tail is None and attempt.attempt in tails:
-            attempt = dataclasses.replace(attempt, log_tail=tails[attempt.attempt])
-        attempts.append(attempt)
-    return attempts
-
-
-# ---------------------------------------------------------------- as JSON
-
-
-def _stamp(moment: datetime.datetime | None) -> str | None:
-    return None if moment is None else naming.format_time(moment)
-
-
-def queue_json(row: QueueRow) -> dict[str, Any]:
-    """A queue's summary as JSON (`-o json`, the dashboard's API)."""
-    return {
-        "namespace": row.namespace,
-        "name": row.name,
-        "exists": row.exists,
-        "paused": row.paused,
-        "concurrency": row.concurrency,
-        "rateLimit": row.rate_limit,
-        "waiting": row.waiting,
-        "delayed": row.delayed,
-        "blocked": row.blocked,
-        "running": row.running,
-        "succeeded": row.succeeded,
-        "failed": row.failed,
-        "ratePerMinute": round(row.rate_per_minute, 3),
-        "failuresPerMinute": round(row.failures_per_minute, 3),
-        "oldestWaitingSeconds": row.oldest_waiting_seconds,
-    }
-
-
-def job_json(row: JobRow) -> dict[str, Any]:
-    return {
-        "namespace": row.namespace,
-        "name": row.name,
-        "queue": row.queue,
-        "phase": row.phase,
-        "attempts": row.attempts,
-        "attemptsSummary": row.attempts_summary,
-        "priority": row.priority,
-        "created": _stamp(row.created),
-        "started": _stamp(row.started),
-        "completed": _stamp(row.completed),
-        "nextAttemptAt": _stamp(row.next_attempt_at),
-        "lastFailure": row.last_failure,
-        "lastExitCode": row.last_exit_code,
-        "result": row.result,
-        "schedule": row.schedule,
-        "parent": row.parent,
-        "manual": row.manual,
-        "dependsOn": list(row.depends_on),
-        "suspended": row.suspended,
-    }
-
-
-def attempt_json(attempt: Attempt) -> dict[str, Any]:
-    return {
-        "attempt": attempt.attempt,
-        "pod": attempt.pod,
-        "started": _stamp(attempt.started),
-        "finished": _stamp(attempt.finished),
-        "durationSeconds": attempt.duration_seconds,
-        "result": attempt.result,
-        "reason": attempt.reason,
-        "exitCode": attempt.exit_code,
-        "message": attempt.message,
-        "output": attempt.output,
-        "logTail": attempt.log_tail,
-    }
-
-
-def bucket_json(bucket: Bucket) -> dict[str, Any]:
-    return {
-        "start": _stamp(bucket.start),
-        "succeeded": bucket.succeeded,
-        "failed": bucket.failed,
-        "disrupted": bucket.disrupted,
-    }
-
-
-# ---------------------------------------------------------------- wording
-
-
-def human_duration(seconds: float | None) -> str:
-    """A duration as kubectl prints ages: 45s, 3m20s, 2h5m, 4d3h, 2y10d."""
-    if seconds is None:
-        return "<none>"
-    whole = int(seconds)
-    if whole < -1:
-        return "<invalid>"
-    if whole < 0:
-        return "0s"
-    if whole < 120:
-        return f"{whole}s"
-    minutes = whole // 60
-    if minutes < 10:
-        rest = whole % 60
-        return f"{minutes}m{rest}s" if rest else f"{minutes}m"
-    if minutes < 180:
-        return f"{minutes}m"
-    hours = minutes // 60
-    if hours < 8:
-        rest = minutes % 60
-        return f"{hours}h{rest}m" if rest else f"{hours}h"
-    if hours < 48:
-        return f"{hours}h"
-    if hours < 24 * 8:
-        rest = hours % 24
-        return f"{hours // 24}d{rest}h" if rest else f"{hours // 24}d"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24}d"
-    if hours < 24 * 365 * 8:
-        rest = (hours // 24) % 365
-        return f"{hours // 24 // 365}y{rest}d" if rest else f"{hours // 24 // 365}y"
-    return f"{hours // 24 // 365}y"
-
-
-def age(moment: datetime.datetime | None, now: datetime.datetime) -> str:
-    return "<none>" if moment is None else human_duration((now - moment).total_seconds())
-
-
-def rate(per_minute: float) -> str:
-    """0, 0.2/m, 12/m, 1.2k/m."""
-    if per_minute <= 0:
-        return "0"
-    if per_minute >= 1000:
-        return f"{per_minute / 1000:.1f}k/m"
-    if per_minute >= 10:
-        return f"{per_minute:.0f}/m"
-    return f"{per_minute:.1f}/m"

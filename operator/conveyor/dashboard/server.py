@@ -33,7 +33,7 @@ from typing import Any
 from aiohttp import web
 
 from conveyor.client import connection, operations
-from conveyor.core import actions, naming, summary
+from conveyor.core import actions, job_listing, naming, summary, summary_json, throughput
 from conveyor.dashboard.board import Board
 
 log = logging.getLogger(__name__)
@@ -115,9 +115,11 @@ def _overview(request: web.Request, board: Board) -> dict[str, Any]:
         "version": board.version,
         "now": naming.format_time(now),
         "namespaces": board.namespaces(),
-        "queues": [summary.queue_json(q) for q in board.queue_rows(now, namespace)],
-        "phases": summary.phase_counts(rows),
-        "throughput": [summary.bucket_json(b) for b in summary.throughput(rows, now, queue=scope)],
+        "queues": [summary_json.queue_json(q) for q in board.queue_rows(now, namespace)],
+        "phases": job_listing.phase_counts(rows),
+        "throughput": [
+            summary_json.bucket_json(b) for b in throughput.throughput(rows, now, queue=scope)
+        ],
         "allowActions": request.app[SETTINGS]["allow_actions"],
         "context": request.app[SETTINGS]["context"],
     }
@@ -153,14 +155,14 @@ async def jobs(request: web.Request) -> web.Response:
     unknown = [p for p in phases if p not in summary.PHASES]
     if unknown:
         return _problem(400, f"unknown phase {unknown[0]!r}: one of {', '.join(summary.PHASES)}")
-    scoped = summary.matching(
+    scoped = job_listing.matching(
         board.jobs.values(),
         namespace=_namespace(request),
         queue=request.query.get("queue"),
         text=request.query.get("q", ""),
         parent=request.query.get("parent") or None,
     )
-    page = summary.select(
+    page = job_listing.select(
         scoped,
         phases=phases,
         offset=_int(request, "offset", 0, low=0, high=10**9),
@@ -172,8 +174,8 @@ async def jobs(request: web.Request) -> web.Response:
             "total": page.total,
             "offset": page.offset,
             "limit": page.limit,
-            "items": [summary.job_json(r) for r in page.rows],
-            "phases": summary.phase_counts(scoped, recurring=True),
+            "items": [summary_json.job_json(r) for r in page.rows],
+            "phases": job_listing.phase_counts(scoped, recurring=True),
         }
     )
 
@@ -184,7 +186,7 @@ async def row(request: web.Request) -> web.Response:
     found = request.app[BOARD].jobs.get(key)
     if found is None:
         return _problem(404, f"backgroundjob {key[0]}/{key[1]} not found")
-    return _json(summary.job_json(found))
+    return _json(summary_json.job_json(found))
 
 
 async def job(request: web.Request) -> web.Response:
@@ -206,12 +208,12 @@ async def job(request: web.Request) -> web.Response:
     dependents = sorted(
         r.name for r in rows.values() if r.namespace == namespace and name in r.depends_on
     )
-    runs = summary.select(rows.values(), namespace=namespace, parent=name, limit=MAX_PAGE).rows
+    runs = job_listing.select(rows.values(), namespace=namespace, parent=name, limit=MAX_PAGE).rows
     return _json(
         {
             "job": body,
-            "row": summary.job_json(row),
-            "attempts": [summary.attempt_json(a) for a in summary.timeline(body, tails)],
+            "row": summary_json.job_json(row),
+            "attempts": [summary_json.attempt_json(a) for a in summary.timeline(body, tails)],
             "events": [
                 {
                     "type": e.get("type"),
@@ -224,7 +226,7 @@ async def job(request: web.Request) -> web.Response:
             ],
             "dependencies": dependencies,
             "dependents": [{"name": d, "phase": rows[(namespace, d)].phase} for d in dependents],
-            "runs": [summary.job_json(r) for r in runs],
+            "runs": [summary_json.job_json(r) for r in runs],
             "allowActions": request.app[SETTINGS]["allow_actions"],
             "applicable": {
                 key: actions.refusal(action, row.phase, recurring=row.recurring) is None
