@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conveyor.runtime import kube
+from conveyor.runtime import kube_errors
 from conveyor.runtime.cache import Resource
 from tests.unit.world import NAMESPACE, World, scenario
 
@@ -15,7 +15,7 @@ async def test_starts_that_keep_failing_back_off_per_job_and_resume_after(world:
     world.queue("q", concurrency=10)
     for i in range(30):
         world.job(f"j{i}", queue="q")
-    world.api.fail("create_pod", kube.ApiError(500, "etcd leader changed"), times=10**9)
+    world.api.fail("create_pod", kube_errors.ApiError(500, "etcd leader changed"), times=10**9)
     await world.start()
     for _ in range(600):
         await world.advance(1)
@@ -35,7 +35,7 @@ async def test_a_start_that_failed_once_is_tried_again_a_second_later(world: Wor
     """One 429 on the create: the job is offered again after about a second, not lost."""
     world.queue("q", concurrency=1)
     world.job("once", queue="q")
-    world.api.fail("create_pod", kube.ApiError(429, "too many requests"))
+    world.api.fail("create_pod", kube_errors.ApiError(429, "too many requests"))
     await world.start()
     assert world.pods() == []
     await world.advance(1.2)
@@ -54,7 +54,7 @@ async def test_an_attempt_whose_status_could_not_be_written_is_not_run_again(
     assert world.pods() == ["payment-1"]
     world.api.fail(
         "patch_job_status",
-        kube.ApiError(403, 'User "conveyor" cannot patch resource "backgroundjobs/status"'),
+        kube_errors.ApiError(403, 'User "conveyor" cannot patch resource "backgroundjobs/status"'),
         times=10**9,
     )
     world.api.delete(Resource.PODS, NAMESPACE, "payment-1")

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from conveyor.core.decisions import Event
-from conveyor.runtime import events, kube
+from conveyor.runtime import events, kube, kube_errors
 from conveyor.runtime.fake_kube import FakeKubeApi
 from tests.unit.factories import T0, at
 from tests.unit.world import World, scenario
@@ -135,7 +135,7 @@ def test_a_repeat_whose_event_is_gone_is_posted_anew_with_its_count() -> None:
     assert (posted.count, posted.first_at, posted.at) == (2, at(0), at(10))
 
 
-@pytest.mark.parametrize("refusal", [kube.ApiError(403, "cannot patch events")])
+@pytest.mark.parametrize("refusal", [kube_errors.ApiError(403, "cannot patch events")])
 def test_a_repeat_that_may_not_be_patched_is_posted_under_a_new_name(
     refusal: Exception,
 ) -> None:

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 from prometheus_client import Counter
 
-from conveyor.runtime import events, kube, metrics
+from conveyor.runtime import events, kube, kube_errors, metrics
 from conveyor.runtime.admitter import Admitter
 from conveyor.runtime.cache import Cache
 from conveyor.runtime.job_reconciler import JobReconciler, subject, write_status
@@ -167,12 +167,12 @@ class Controller:
         counted = _COUNTED[key.kind]
         try:
             wake_at = await self._reconcile(key)
-        except kube.FencedError:
+        except kube_errors.FencedError:
             # No longer the leader: this controller is being stopped, and the next term's
             # begins by looking at everything again.
             log.debug("%s: not written, not the leader", key)
             wake_at = None
-        except kube.NamespaceTerminatingError:
+        except kube_errors.NamespaceTerminatingError:
             # Its namespace is being deleted, and everything in it with it: nothing to do.
             log.info("%s: its namespace is being deleted; leaving it", key)
             wake_at = None

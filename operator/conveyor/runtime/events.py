@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from conveyor.core import decisions
-from conveyor.runtime import kube, metrics
+from conveyor.runtime import kube, kube_errors, metrics
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +223,7 @@ class EventRecorder:
             subject, event = pending.subject, pending.event
             try:
                 await self._send(pending)
-            except (kube.FencedError, kube.NamespaceTerminatingError):
+            except (kube_errors.FencedError, kube_errors.NamespaceTerminatingError):
                 pass  # no longer the leader, or the namespace goes: no one will read it
             except Exception as error:  # an event is best effort
                 log.warning(
@@ -246,9 +246,9 @@ class EventRecorder:
             try:
                 await self._api.patch_event(repeat)
                 return
-            except kube.NotFoundError:
+            except kube_errors.NotFoundError:
                 pass  # expired (the API server keeps events for an hour): post it anew
-            except kube.ApiError as error:
+            except kube_errors.ApiError as error:
                 # not ours to patch (a Role without events patch, from an older chart)
                 log.debug(
                     "%s/%s: event %s not patched: %s", subject.namespace, name, event.reason, error

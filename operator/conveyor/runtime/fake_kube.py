@@ -35,7 +35,7 @@ import pydantic
 
 from conveyor.api import v1alpha1
 from conveyor.core import naming
-from conveyor.runtime import kube
+from conveyor.runtime import kube, kube_errors
 from conveyor.runtime.cache import Cache, Resource
 
 Body = dict[str, Any]
@@ -125,13 +125,13 @@ class FakeKubeApi:
 
     async def patch_queue_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         await self._enter("patch_queue_status", namespace, name, status)
-        with contextlib.suppress(kube.NotFoundError):
+        with contextlib.suppress(kube_errors.NotFoundError):
             self._patch_status(Resource.QUEUES, namespace, name, status)
 
     async def post_event(self, event: kube.EventBody) -> None:
         await self._enter("post_event", event.namespace, event.object_name)
         if any((e.namespace, e.name) == (event.namespace, event.name) for e in self.events):
-            raise kube.ConflictError(f"events {event.name!r} already exists")
+            raise kube_errors.ConflictError(f"events {event.name!r} already exists")
         self.events.append(event)
 
     async def patch_event(self, repeat: kube.EventRepeat) -> None:
@@ -147,7 +147,7 @@ class FakeKubeApi:
                     first_at=event.first_at or event.at,
                 )
                 return
-        raise kube.NotFoundError(f"events {repeat.name!r} not found")
+        raise kube_errors.NotFoundError(f"events {repeat.name!r} not found")
 
     # ------------------------------------------------------------ the test's side
 
@@ -296,7 +296,7 @@ class FakeKubeApi:
         meta = body.setdefault("metadata", {})
         key = (namespace, meta["name"])
         if key in self._objects[resource]:
-            raise kube.ConflictError(f"{resource.value} {key} already exists")
+            raise kube_errors.ConflictError(f"{resource.value} {key} already exists")
         meta.update(
             namespace=namespace,
             uid=f"uid-{next(self._uids)}",
@@ -308,7 +308,7 @@ class FakeKubeApi:
     def _get(self, resource: Resource, namespace: str, name: str) -> Body:
         body = self._objects[resource].get((namespace, name))
         if body is None:
-            raise kube.NotFoundError(f"{resource.value} {namespace}/{name} not found")
+            raise kube_errors.NotFoundError(f"{resource.value} {namespace}/{name} not found")
         return body
 
     def _patch_status(
@@ -384,10 +384,10 @@ def _check_status(resource: Resource, status: Mapping[str, Any]) -> None:
     try:
         model.model_validate(status)
     except pydantic.ValidationError as error:
-        raise kube.ApiError(422, f"status is invalid: {error}") from error
+        raise kube_errors.ApiError(422, f"status is invalid: {error}") from error
     types = [c.get("type") for c in status.get("conditions") or []]
     if len(types) != len(set(types)):
-        raise kube.ApiError(422, f"status.conditions: Duplicate value: types {types}")
+        raise kube_errors.ApiError(422, f"status.conditions: Duplicate value: types {types}")
 
 
 def merge_patch(target: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from conveyor.api.v1alpha1 import BackgroundJobStatus
 from conveyor.core import attempts, decisions, dependencies, lifecycle
 from conveyor.core.effective import Effective, resolve
 from conveyor.core.outcome import PodView
-from conveyor.runtime import events, kube, metrics
+from conveyor.runtime import events, kube, kube_errors, metrics
 from conveyor.runtime.admitter import Admitter, Refusal
 from conveyor.runtime.cache import Cache
 from conveyor.runtime.records import JobRecord, PodRecord, resource_version
@@ -48,7 +48,7 @@ async def write_status(
     body = status.model_dump(by_alias=True, mode="json")
     try:
         patched = await api.patch_job_status(record.namespace, record.name, body)
-    except kube.NotFoundError:
+    except kube_errors.NotFoundError:
         return None
     return cache.wrote_status(record, status, resource_version(patched.get("metadata") or {}))
 

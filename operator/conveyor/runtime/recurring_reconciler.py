@@ -24,7 +24,7 @@ from typing import Any
 
 from conveyor.api.v1alpha1 import BackgroundJobStatus
 from conveyor.core import naming, recurring
-from conveyor.runtime import events, kube
+from conveyor.runtime import events, kube, kube_errors
 from conveyor.runtime.cache import Cache
 from conveyor.runtime.records import JobRecord
 
@@ -87,7 +87,7 @@ class RecurringReconciler:
     async def _create_run(self, body: dict[str, Any]) -> None:
         try:
             await self._api.create_job(body["metadata"]["namespace"], body)
-        except kube.ConflictError:
+        except kube_errors.ConflictError:
             log.info("run %s exists already", body["metadata"]["name"])
 
     def _children(self, record: JobRecord) -> list[JobRecord]:
