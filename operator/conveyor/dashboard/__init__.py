@@ -3,8 +3,9 @@ search, a job's attempts, events, dependencies and runs, and (when allowed) acti
 
 `board` keeps what it shows: one list-and-watch per resource (the operator's
 own informers) into rows built by `core.summary`, and tells listeners when
-something changed. `server` serves the pages, a JSON API paged and filtered
-on the server, Server-Sent Events for live updates, and the actions, which
-act with the identity the dashboard runs as. `static/` is the frontend: plain
+something changed. `handlers` answers the pages, a JSON API paged and
+filtered on the server, Server-Sent Events for live updates, and the
+actions, which act with the identity the dashboard runs as; `server` puts
+them behind a guard and serves them. `static/` is the frontend: plain
 HTML, CSS and JavaScript, nothing fetched from elsewhere at run time.
 """
