@@ -69,7 +69,7 @@ def test_committed_crds_are_up_to_date(filename):
     committed = CRD_DIR / filename
     assert committed.is_file(), f"{committed} is missing: run `make crds`"
     assert committed.read_text() == RENDERED[filename], (
-        f"{committed} is out of date with operator/conveyor/api/v1alpha1.py: run `make crds`"
+        f"{committed} is out of date with operator/conveyor/api/v1alpha1/: run `make crds`"
     )
 
 
