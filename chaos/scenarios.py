@@ -101,7 +101,8 @@ async def takeovers(ctx: Context) -> list[Row]:
         )
     for replica in replicas.values():
         replica.start()
-    await harness.create_all(ctx.kube, namespace, [queue("q", concurrency=5)])
+    concurrency = 10
+    await harness.create_all(ctx.kube, namespace, [queue("q", concurrency=concurrency)])
     submitted = 0
     stop_feeding = asyncio.Event()
 
@@ -112,7 +113,7 @@ async def takeovers(ctx: Context) -> list[Row]:
                 ctx.kube, namespace, [job(f"t{submitted}", "sleep 1", queue="q")]
             )
             submitted += 1
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(1.0)  # about what ten real pods of a second each sustain here
 
     feeder = asyncio.create_task(feed())
     times: dict[str, list[float]] = {"graceful": [], "kill": [], "cut": []}
@@ -146,10 +147,10 @@ async def takeovers(ctx: Context) -> list[Row]:
         stop_feeding.set()
         await feeder
         await wait_until(
-            lambda: harness.all_finished(ctx.kube, namespace, submitted), 300, "every job", 1
+            lambda: harness.all_finished(ctx.kube, namespace, submitted), 900, "every job", 1
         )
         verdict = await harness.verdict(ctx.kube, namespace, max_attempts=3, ledger=ledger)
-        over = max(0, ledger.most_live.get("q", 0) - 5)
+        over = max(0, ledger.most_live.get("q", 0) - concurrency)
         goals = {"graceful": ("p50", 2.0), "kill": ("max", 15.0), "cut": ("max", 15.0)}
         rows = []
         for kind, label in (

@@ -31,13 +31,6 @@ SCHEDULER_EXTRA="${CONVEYOR_SCHEDULER_EXTRA_FLAGS:-}"
 KUBELET_EXTRA="${CONVEYOR_KUBELET_EXTRA_FLAGS:-}"
 SERVICE_DNAT="${CONVEYOR_SERVICE_DNAT:-1}"
 WITH_KWOK=0
-for arg in "$@"; do
-  case "$arg" in
-    --with-kwok) WITH_KWOK=1 ;;
-    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
-    *) die "unknown argument $arg (usage: up.sh [--with-kwok])" ;;
-  esac
-done
 kubectl() { "$K8S_BIN/kubectl" --kubeconfig "$KUBECONFIG_ADMIN" --request-timeout=10s "$@"; }
 
 print_paste_lines() {
@@ -558,6 +551,14 @@ default_sa_ready() {
 
 # ---------------------------------------------------------------------------
 main() {
+  # Parsed here, not at the top: restart.sh sources this file with arguments of its own.
+  for arg in "$@"; do
+    case "$arg" in
+      --with-kwok) WITH_KWOK=1 ;;
+      -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
+      *) die "unknown argument $arg (usage: up.sh [--with-kwok])" ;;
+    esac
+  done
   [[ -n "$NODE_IP" ]] || die "no IPv4 address found on the default-route interface; set CONVEYOR_NODE_IP"
   install_packages
   build_binaries
