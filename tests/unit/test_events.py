@@ -170,3 +170,19 @@ async def test_a_job_that_keeps_failing_leaves_counted_events(world: World) -> N
     assert len(by_reason["AttemptFailed"]) <= events.SIMILAR
     assert sum(e.count for e in by_reason["Started"]) == 16
     assert len(by_reason["Started"]) <= events.SIMILAR
+
+
+def test_quiet_reasons_are_not_posted() -> None:
+    """--quiet-event Started: the attempt's Started event is not posted, its failure is."""
+
+    async def main() -> list[str]:
+        api = FakeKubeApi()
+        recorder = events.EventRecorder(api, quiet=frozenset({"Started"}))
+        recorder.start()
+        recorder.record(JOB, [Event("Normal", "Started", "attempt 1 started"), failed(1)])
+        while not recorder.idle:
+            await asyncio.sleep(0)
+        await recorder.stop()
+        return [e.reason for e in api.events]
+
+    assert asyncio.run(main()) == ["AttemptFailed"]

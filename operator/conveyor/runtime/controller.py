@@ -60,12 +60,14 @@ class Controller:
         workers: int = 16,
         clock: Callable[[], datetime.datetime] = utcnow,
         identity: str = "conveyor",
+        quiet_events: frozenset[str] = frozenset(),
     ) -> None:
-        """`identity`: this operator's release, written on its pods (see `rivals`)."""
+        """`identity`: this operator's release, written on its pods (see `rivals`);
+        `quiet_events`: reasons of events not to post (see `events`)."""
         self.cache = cache
         self.clock = clock
         self.work = WorkQueue(self._dispatch, workers=workers, clock=clock)
-        self.recorder = events.EventRecorder(api, clock=clock)
+        self.recorder = events.EventRecorder(api, clock=clock, quiet=quiet_events)
         self.rivals = Rivals(identity, clock=clock)
         self.admitter = Admitter(api, cache, self.work, clock=clock, identity=identity)
         self.jobs = JobReconciler(api, cache, self.admitter, self.recorder, clock=clock)
