@@ -50,7 +50,7 @@ def relist_delay(failures: int) -> float:
         strategy="Exponential",
         initial=1.0,
         multiplier=2.0,
-        maximum=30.0,
+        maximum=10.0,
         jitter=0.2,
         failures=failures,
     )
