@@ -8,7 +8,8 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+LOCK := requirements/dev.txt
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) | sha1sum | cut -c1-12)
 CLUSTER_DIR ?= /var/lib/conveyor-cluster
 PYTEST_ARGS ?=
 
@@ -16,35 +17,59 @@ PYTEST_ARGS ?=
 help: ## show the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
-	@echo "[make] installing the project and its test tools into $(VENV)"
+# Everything from the lock (requirements/README.md), checked against its hashes; then
+# the project itself, built with the locked setuptools.
+$(STAMP): pyproject.toml $(LOCK)
+	@echo "[make] installing the locked dependencies ($(LOCK)) and the project into $(VENV)"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@$(BIN)/pip install --quiet --upgrade pip
-	@$(BIN)/pip install --quiet -e '.[test,lint]'
+	@$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r $(LOCK)
+	@$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@rm -f $(VENV)/.installed-* && touch $@
 
 .PHONY: venv
 venv: $(STAMP) ## create the virtual environment with the project and its tools
 
+UV_COMPILE = $(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+	--custom-compile-command 'make lock'
+
+.PHONY: lock
+lock: $(STAMP) ## re-resolve requirements/*.txt from pyproject.toml (after changing a dependency)
+	$(UV_COMPILE) requirements/build.in -o requirements/build.txt
+	$(UV_COMPILE) pyproject.toml -o requirements/operator.txt
+	$(UV_COMPILE) pyproject.toml --extra test --extra lint requirements/build.in \
+	  -c requirements/operator.txt -c requirements/build.txt -o requirements/dev.txt
+
 .PHONY: crds
-crds: $(STAMP) ## regenerate crds/ (and the chart's copy) from the pydantic models
+crds: $(STAMP) ## regenerate crds/ (and the chart's copy, and docs/api.md) from the pydantic models
 	$(BIN)/python -m conveyor.api.crd --write crds
-	$(MAKE) --no-print-directory chart-crds
+	$(MAKE) --no-print-directory chart-crds api-docs
+
+.PHONY: api-docs
+api-docs: $(STAMP) ## regenerate docs/api.md (the API reference) from the pydantic models
+	$(BIN)/python -m conveyor.api.docs --write docs/api.md
 
 .PHONY: lint
-lint: $(STAMP) ## ruff, mypy (strict on the core), import layering, CRDs up to date
+lint: $(STAMP) ## ruff, mypy (strict on the core), import layering, CRDs and docs/api.md up to date
 	$(BIN)/ruff check operator tests bench chaos
 	$(BIN)/ruff format --check operator tests bench chaos
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/python -m conveyor.api.crd --check crds
+	$(BIN)/python -m conveyor.api.docs --check docs/api.md
 
 .PHONY: unit
 unit: $(STAMP) ## the pure core's tests (seconds, no cluster)
 	$(BIN)/pytest tests/unit -q $(PYTEST_ARGS)
 
+CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: chromium
+chromium: ## Debian's chromium, for the dashboard's browser tests (skipped when present)
+	@test -x $(CHROMIUM) || { echo "[make] installing chromium (apt-get)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
 .PHONY: integration
-integration: $(STAMP) ## the operator against the real cluster (brings the local one up if KUBECONFIG names none)
+integration: $(STAMP) chromium ## the operator against the real cluster (brings the local one up if KUBECONFIG names none)
 	$(BIN)/pytest tests/cluster tests/integration -q $(PYTEST_ARGS)
 	$(BIN)/pytest tests/e2e -q $(PYTEST_ARGS)
 
@@ -63,13 +88,19 @@ cluster-down: ## stop the local cluster and remove its state
 run: $(STAMP) ## run the operator locally against the current kubeconfig
 	$(BIN)/python -m conveyor
 
+DASHBOARD_ARGS ?= -A
+
+.PHONY: dashboard
+dashboard: $(STAMP) ## the web dashboard on http://localhost:8099/, as you (current kubeconfig): DASHBOARD_ARGS="-n shop --allow-actions"
+	$(BIN)/kubectl-conveyor dashboard $(DASHBOARD_ARGS)
+
 BENCH_ARGS ?=
 
 BENCH_STAMP := $(VENV)/.bench-$(shell sha1sum pyproject.toml | cut -c1-12)
 
 $(BENCH_STAMP): $(STAMP)
 	@echo "[make] installing the benchmark's extras (matplotlib) into $(VENV)"
-	@$(BIN)/pip install --quiet -e '.[bench]'
+	@$(BIN)/pip install --quiet --disable-pip-version-check 'matplotlib>=3.8'  # pyproject's bench extra; beside the lock, which it leaves alone
 	@rm -f $(VENV)/.bench-* && touch $@
 
 .PHONY: bench
@@ -80,7 +111,7 @@ CHAOS_ARGS ?=
 
 .PHONY: chaos
 chaos: $(STAMP) ## fault injection on the local cluster, with figures (~40 min; restarts its components): CHAOS_ARGS="--quick"
-	bash tests/cluster/up.sh
+	bash tests/cluster/up.sh --with-kwok
 	$(BIN)/python -m chaos $(CHAOS_ARGS)
 
 # ---------------------------------------------------------------- image, chart, demo, e2e
@@ -96,11 +127,12 @@ chart-crds: ## copy the generated crds/ into the chart's crds/ (a test fails whe
 	cp crds/*.yaml charts/conveyor/crds/
 
 .PHONY: chart-lint
-chart-lint: ## helm lint --strict the chart, cluster-wide and namespaced, with and without monitoring
+chart-lint: ## helm lint --strict the chart, cluster-wide and namespaced, with and without monitoring, with the web dashboard
 	$(HELM) lint --strict charts/conveyor
 	$(HELM) lint --strict charts/conveyor --set 'watchNamespaces={team-a,team-b}'
 	$(HELM) lint --strict charts/conveyor $(CHART_MONITORING)
 	$(HELM) lint --strict charts/conveyor --set 'watchNamespaces={team-a,team-b}' $(CHART_MONITORING)
+	$(HELM) lint --strict charts/conveyor --set dashboard.enabled=true --set dashboard.actions=true
 
 CHART_MONITORING := --set metrics.serviceMonitor.enabled=true --set metrics.dashboard.enabled=true \
 	--set metrics.prometheusRule.enabled=true

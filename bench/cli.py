@@ -322,7 +322,11 @@ async def run(args: argparse.Namespace, argv: list[str]) -> int:
                     ("latency-kueue", lambda: phases.latency(ctx, "kueue")),
                     ("kueue", lambda: phases.kueue_phase(ctx, args.kueue_jobs or n)),
                 ]
-            for name, fn in plan:
+            for i, (name, fn) in enumerate(plan, 1):
+                log(
+                    f"phase {i}/{len(plan)}: {name}, {time.time() - started:.0f}s into the run "
+                    f"(logs: {log_dir})"
+                )
                 try:
                     results["phases"][name] = await fn()
                 except phases.PhaseAbortedError as e:
@@ -364,7 +368,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if not args.no_cluster_up:
         log("bringing up (or reusing) the local cluster: tests/cluster/up.sh")
-        subprocess.run(["bash", str(ROOT / "tests" / "cluster" / "up.sh")], check=True)
+        subprocess.run(
+            ["bash", str(ROOT / "tests" / "cluster" / "up.sh"), "--with-kwok"], check=True
+        )
 
     loop = asyncio.new_event_loop()
     task = loop.create_task(run(args, argv))

@@ -9,7 +9,7 @@ from typing import Any
 
 from bench.cluster import pod_placement
 
-IMAGE = "conveyor.local/busybox:1.35"
+IMAGE = "busybox:1.36"
 FAIL_ANNOTATION = "bench.conveyor.dev/fail"
 RUN_FOR_ANNOTATION = "bench.conveyor.dev/run-for"
 GROUP_PATH = "/apis/conveyor.dev/v1alpha1"

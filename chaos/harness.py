@@ -25,10 +25,10 @@ from typing import Any
 
 from bench.cluster import binary
 from bench.kube import ApiError, Kube
+from tests.cluster.fixtures import BUSYBOX_IMAGE as BUSYBOX
 from tests.cluster.operator import ROOT, OperatorProcess
 
 GROUP_PATH = "/apis/conveyor.dev/v1alpha1"
-BUSYBOX = "conveyor.local/busybox:1.35"
 RESTART = ROOT / "tests" / "cluster" / "restart.sh"
 
 
@@ -179,6 +179,8 @@ class PodLedger:
         self.most_live: dict[str, int] = {}
         self.pods: dict[str, dict[str, Any]] = {}
         self.first_created: dict[str, float] = {}
+        self.uids: dict[str, set[str]] = {}
+        """Every pod of a name the watch saw: two for one name is one attempt run twice."""
         self.ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -197,6 +199,7 @@ class PodLedger:
         if kind != "DELETED":
             self.pods[name] = pod
             self.first_created.setdefault(name, time.monotonic())
+            self.uids.setdefault(name, set()).add(meta.get("uid", ""))
 
     async def start(self) -> None:
         self._task = asyncio.create_task(
@@ -224,11 +227,22 @@ class Verdict:
 
 
 async def verdict(
-    kube: Kube, namespace: str, *, max_attempts: int, expect: str = "Succeeded"
+    kube: Kube,
+    namespace: str,
+    *,
+    max_attempts: int,
+    expect: str = "Succeeded",
+    ledger: PodLedger | None = None,
 ) -> Verdict:
-    """Judge every job of the namespace from the API server's objects."""
+    """Judge every job of the namespace from the API server's objects; its pods from what
+    the harness's own watch saw (pods deleted meanwhile included, and every pod ever made
+    under one name), if given its `ledger`."""
     jobs, _ = await kube.list(f"{GROUP_PATH}/namespaces/{namespace}/backgroundjobs")
-    pods, _ = await kube.list(f"/api/v1/namespaces/{namespace}/pods")
+    if ledger is None:
+        pods, _ = await kube.list(f"/api/v1/namespaces/{namespace}/pods")
+    else:
+        pods = list(ledger.pods.values())
+    rerun = {n for n, uids in (ledger.uids if ledger else {}).items() if len(uids) > 1}
     by_job: dict[str, list[dict[str, Any]]] = {}
     for pod in pods:
         owner = (pod["metadata"].get("labels") or {}).get("conveyor.dev/job")
@@ -249,6 +263,7 @@ async def verdict(
         disrupted = sum(1 for h in history if h.get("result") == "Disrupted")
         if (
             names != wanted
+            or any(n in rerun for n in names)
             or attempts - disrupted > max_attempts
             or (expect == "Succeeded" and successes != 1)
         ):

@@ -28,23 +28,27 @@ step() { printf '\n\033[1m[demo %3ds] %s\033[0m\n' "$((SECONDS - t0))" "$*"; }
 show() { printf '$ %s\n' "$*"; "$@"; }   # print a command as the user would type it, then run it
 die() { printf '[demo] ERROR: %s\n' "$*" >&2; exit 1; }
 
-step "1/5 the local cluster (tests/cluster/up.sh; a fresh machine builds Kubernetes first, ~25 min)"
-bash tests/cluster/up.sh 2>&1 | grep -v '^export \|^# Cluster is up\|^$' || die "tests/cluster/up.sh failed"
+step "1/5 the local cluster (tests/cluster/up.sh; a fresh machine builds Kubernetes first, once, with its progress below)"
+# --line-buffered: without it grep holds its output in 4 KiB blocks whenever stdout is a
+# pipe or a file (`make demo | tee`, CI), and the build's progress shows only at the end.
+bash tests/cluster/up.sh 2>&1 | grep --line-buffered -v '^export \|^# Cluster is up\|^$' \
+  || die "tests/cluster/up.sh failed"
 export KUBECONFIG="$STATE/kubeconfig"
 export PATH="$STATE/bin:$PATH"
 
 step "2/5 the operator image (images/operator/build-local.sh: debootstrap + wheels, no docker, no registry)"
-IMAGE="$(bash images/operator/build-local.sh)" || die "building the image failed"
+IMAGE="$(bash images/operator/build-local.sh)" || die "building the image failed"  # progress on stderr
 TAG="${IMAGE##*:}"
 echo "image: $IMAGE"
 
-step "3/5 the chart: helm upgrade --install $RELEASE charts/conveyor -n $RELEASE_NS"
+step "3/5 the chart: helm upgrade --install $RELEASE charts/conveyor -n $RELEASE_NS (waits until the operator is ready, up to 3 min)"
 kubectl create namespace "$DEMO_NS" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
 # Helm installs crds/ only when they are missing and never upgrades them (see
 # charts/conveyor/README.md): apply them first, as an upgrade should.
 show kubectl apply --server-side --force-conflicts -f charts/conveyor/crds/
 show helm upgrade --install "$RELEASE" charts/conveyor -n "$RELEASE_NS" --create-namespace \
-  --set image.tag="$TAG" --set "watchNamespaces={$DEMO_NS}" --wait --timeout 3m >/dev/null
+  --set image.repository="${IMAGE%:*}" --set image.tag="$TAG" --set "watchNamespaces={$DEMO_NS}" \
+  --wait --timeout 3m >/dev/null
 show kubectl -n "$RELEASE_NS" get deployment,pods -l app.kubernetes.io/instance="$RELEASE"
 
 step "4/5 jobs: a queue with retries, dependencies, a chunked export, a dead letter, a schedule"
@@ -96,6 +100,10 @@ kubectl -n $DEMO_NS get jq,bgj -w                      # watch queues and jobs
 kubectl -n $DEMO_NS describe bgj send-confirmation-1001  # retries, backoff, events
 kubectl -n $DEMO_NS get bgj --field-selector status.phase=Failed   # the dead letter
 kubectl -n $DEMO_NS annotate bgj sync-legacy-crm-1001 conveyor.dev/replay="\$(date +%s)" --overwrite
+export PATH=\$PWD/.venv/bin:\$PATH                       # kubectl conveyor (the plugin)
+kubectl conveyor queues -n $DEMO_NS                    # counts, rate, oldest wait per queue
+kubectl conveyor retry --failed -q "" -n $DEMO_NS      # every dead letter (of no queue), again
+kubectl conveyor dashboard -n $DEMO_NS --allow-actions # the web dashboard, as you: localhost:8099
 kubectl -n $DEMO_NS apply -f examples/priorities.yaml  # then unpause: see its comments
 kubectl -n $DEMO_NS apply -f examples/invoice-deadline.yaml
 kubectl explain bgj.spec.retry                         # every field, documented

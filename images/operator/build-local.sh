@@ -14,8 +14,9 @@
 #   1. base rootfs: `debootstrap --variant=minbase` with python3, python3-venv
 #      and tzdata, cached in $CONVEYOR_CACHE/rootfs/bookworm-python-<hash>
 #      (keyed by the package list), so it is built once per machine;
-#   2. wheels, built on the host for Python 3.11: the dependencies cached in
-#      $CONVEYOR_CACHE/wheels/deps-<hash> (keyed by pyproject's dependencies),
+#   2. wheels, on the host for Python 3.11: the dependencies exactly as locked in
+#      requirements/operator.txt (pinned, hash-checked), cached in
+#      $CONVEYOR_CACHE/wheels/deps-<hash of the lock>,
 #      the project's wheel from a copy of the sources (nothing is written into
 #      the checkout);
 #   3. a copy of the base rootfs, the venv created and filled inside it by
@@ -23,7 +24,7 @@
 #   4. imported as conveyor.local/conveyor-operator:<version>-<content hash>
 #      via tests/cluster/import-image.sh (never :latest).
 #
-# The content hash covers the operator's sources, pyproject.toml, this script
+# The content hash covers the operator's sources, pyproject.toml, the lock, this script
 # and the base rootfs key: an unchanged tree whose image is already imported
 # costs a second. Progress goes to stderr, the image ref alone to stdout:
 #   IMAGE="$(bash images/operator/build-local.sh)"
@@ -40,6 +41,9 @@ MIRROR="${CONVEYOR_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 SUITE=bookworm
 PACKAGES=(python3 python3-venv tzdata)
 REPO=conveyor.local/conveyor-operator
+# The name the release workflow publishes (.github/workflows/release.yml) and the chart
+# and examples name; tagged here too, so that they run unchanged on the local cluster.
+PUBLIC_REPO=ghcr.io/conveyor-dev/conveyor-operator
 APP_UID=10001
 
 mode=import
@@ -54,6 +58,10 @@ esac
 t0=$SECONDS
 log() { printf '[image %3ds] %s\n' "$((SECONDS - t0))" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
+say() { log "$@"; }
+into_log() { local file="$1"; shift; "$@" >"$file" 2>&1; }
+# shellcheck source=../../tests/cluster/progress.sh
+source "$ROOT/tests/cluster/progress.sh"  # long: a heartbeat while a slow step runs
 
 # Temporary dirs, removed on exit whatever happens.
 CLEAN=()
@@ -64,8 +72,9 @@ trap cleanup EXIT
 # A snapshot of the sources that make the wheel: the tree may change while we
 # build (others edit it), and the tag must name what the image contains.
 SRC="$(mktemp -d /tmp/conveyor-image-src.XXXXXX)"; CLEAN+=("$SRC")
-(cd "$ROOT" && { find operator/conveyor -type f \( -name '*.py' -o -name py.typed \) \
-    -not -path '*/__pycache__/*'; echo pyproject.toml; echo README.md; } | LC_ALL=C sort \
+(cd "$ROOT" && { find operator/conveyor -type f \( -name '*.py' -o -name py.typed \
+    -o -path '*/dashboard/static/*' \) -not -path '*/__pycache__/*'; echo pyproject.toml;
+    echo README.md; echo requirements/operator.txt; } | LC_ALL=C sort \
   | tar -cf - -T -) | tar -C "$SRC" -xf -
 version="$(sed -n 's/^version *= *"\([^"]*\)".*/\1/p' "$SRC/pyproject.toml" | head -1)"
 [[ -n "$version" ]] || die "no version in pyproject.toml"
@@ -73,15 +82,9 @@ version="$(sed -n 's/^version *= *"\([^"]*\)".*/\1/p' "$SRC/pyproject.toml" | he
 rootfs_key="$(printf '%s\n' "$SUITE" "minbase" "${PACKAGES[@]}" "rootfs-recipe-2" | sha256sum | cut -c1-12)"
 BASE="$CACHE/rootfs/$SUITE-python-$rootfs_key"
 
-# The dependencies as pyproject.toml declares them (the [project] table's list).
-deps_spec() {
-  python3 - "$SRC/pyproject.toml" <<'EOF'
-import sys, tomllib
-with open(sys.argv[1], "rb") as f:
-    print("\n".join(tomllib.load(f)["project"]["dependencies"]))
-EOF
-}
-deps_key="$(deps_spec | sha256sum | cut -c1-12)"
+# The dependencies exactly as locked, with their hashes (requirements/README.md).
+LOCK="$SRC/requirements/operator.txt"
+deps_key="$(sha256sum "$LOCK" | cut -c1-12)"
 
 content_hash() {
   {
@@ -92,10 +95,11 @@ content_hash() {
 }
 TAG="$version-$(content_hash)"
 REF="$REPO:$TAG"
-# Also tagged with the bare version, which the chart's default image and the
-# examples name; the content-hash tag is what the demo and the e2e tests
-# install, so that a changed tree rolls the operator pod.
+# Also tagged with the bare version, under the local name and the public one (which
+# the chart's default image and the examples name); the content-hash tag is what the
+# demo and the e2e tests install, so that a changed tree rolls the operator pod.
 VERSION_REF="$REPO:$version"
+PUBLIC_REF="$PUBLIC_REPO:$version"
 if [[ "$mode" == print ]]; then echo "$REF"; exit 0; fi
 
 [[ "$(id -u)" == 0 ]] || die "must run as root (debootstrap and chroot)"
@@ -115,6 +119,7 @@ log "image $REF"
 if [[ "$mode" == import ]] && image_imported; then
   log "already imported into the cluster's containerd: nothing to do"
   ctr_k8s images tag --force "$REF" "$VERSION_REF" >/dev/null
+  ctr_k8s images tag --force "$REF" "$PUBLIC_REF" >/dev/null
   echo "$REF"; exit 0
 fi
 if [[ -f "$ARCHIVE" && "$(cat "$ARCHIVE.ref" 2>/dev/null)" == "$REF" ]]; then
@@ -134,8 +139,8 @@ else
     log "building the base rootfs: debootstrap --variant=minbase $SUITE + ${PACKAGES[*]} (a few minutes, once per machine)"
     tmp="$(mktemp -d "$CACHE/rootfs/.build-XXXXXX")"; CLEAN+=("$tmp")
     dblog="$CACHE/rootfs/debootstrap.log"
-    debootstrap --variant=minbase --include="$(IFS=,; echo "${PACKAGES[*]}")" \
-      "$SUITE" "$tmp" "$MIRROR" >"$dblog" 2>&1 \
+    long "debootstrap" "$dblog" into_log "$dblog" debootstrap --variant=minbase \
+      --include="$(IFS=,; echo "${PACKAGES[*]}")" "$SUITE" "$tmp" "$MIRROR" \
       || { tail -20 "$dblog" >&2; die "debootstrap failed (log: $dblog)"; }
     # what a slim image leaves out: package caches, docs, man pages
     rm -rf "$tmp"/var/cache/apt/archives/*.deb "$tmp"/var/lib/apt/lists/* \
@@ -161,18 +166,19 @@ else
   if [[ -f "$DEPS/.complete" ]]; then
     log "dependency wheels cached: $DEPS"
   else
-    log "building/downloading the dependency wheels for Python $py_target"
+    log "downloading the locked dependency wheels for Python $py_target (requirements/operator.txt)"
     rm -rf "$DEPS.tmp"; mkdir -p "$DEPS.tmp"
-    deps_spec >"$DEPS.tmp/requirements.txt"
-    "$PY" -m pip wheel --quiet --wheel-dir "$DEPS.tmp" -r "$DEPS.tmp/requirements.txt" >&2 \
-      || die "pip wheel of the dependencies failed"
+    long "pip wheel" "" "$PY" -m pip wheel --quiet --require-hashes --no-deps --wheel-dir "$DEPS.tmp" \
+      -r "$LOCK" >&2 || die "pip wheel of the locked dependencies failed"
     touch "$DEPS.tmp/.complete"; rm -rf "$DEPS"; mv "$DEPS.tmp" "$DEPS"
     log "dependency wheels: $(find "$DEPS" -name '*.whl' | wc -l) in $DEPS"
   fi
   work="$(mktemp -d "$CACHE/rootfs/.image-XXXXXX")"; CLEAN+=("$work")
-  log "building the project's wheel"
+  log "building the project's wheel (with the locked setuptools of requirements/build.txt)"
   mkdir -p "$work/wheels"
-  "$PY" -m pip wheel --quiet --no-deps --wheel-dir "$work/wheels" "$SRC" >&2 \
+  "$PY" -c 'import setuptools, wheel' 2>/dev/null \
+    || die "$PY has no setuptools/wheel: make venv (or pip install --require-hashes -r requirements/build.txt)"
+  "$PY" -m pip wheel --quiet --no-deps --no-build-isolation --wheel-dir "$work/wheels" "$SRC" >&2 \
     || die "pip wheel of the project failed"
   wheel="$(basename "$(ls "$work"/wheels/*.whl)")"
   log "built $wheel"
@@ -183,15 +189,18 @@ else
   cp -a "$BASE" "$root"
   rm -f "$root/.complete"
   mkdir -p "$root/tmp/wheels"
-  cp "$DEPS"/*.whl "$work"/wheels/*.whl "$root/tmp/wheels/"
-  log "creating /opt/conveyor and installing $wheel and its dependencies (no index)"
+  cp "$DEPS"/*.whl "$work"/wheels/*.whl "$LOCK" "$root/tmp/wheels/"
+  log "creating /opt/conveyor and installing the locked dependencies and $wheel (no index)"
   in_root() {
     chroot "$root" /usr/bin/env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/root LANG=C.UTF-8 \
       PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_ROOT_USER_ACTION=ignore "$@"
   }
   in_root /usr/bin/python3 -m venv /opt/conveyor
   in_root /opt/conveyor/bin/pip install --quiet --no-index --find-links /tmp/wheels \
-    "/tmp/wheels/$wheel" >&2 || die "installing into the venv failed"
+    --require-hashes -r /tmp/wheels/operator.txt >&2 || die "installing the locked dependencies failed"
+  in_root /opt/conveyor/bin/pip install --quiet --no-index --no-deps "/tmp/wheels/$wheel" >&2 \
+    || die "installing $wheel failed"
+  in_root /opt/conveyor/bin/pip check >&2 || die "the installed dependencies do not fit together"
   in_root /opt/conveyor/bin/pip uninstall --quiet --yes pip >&2
   in_root /opt/conveyor/bin/python -c 'import conveyor.__main__, kopf, kubernetes' \
     || die "the installed operator does not import"
@@ -206,7 +215,7 @@ else
 
   # ------------------------------------------------------------ archive
   log "writing the image archive"
-  python3 "$ROOT/tests/cluster/images/mkimage.py" --rootfs "$root" --name "$REF" --name "$VERSION_REF" \
+  python3 "$ROOT/tests/cluster/images/mkimage.py" --rootfs "$root" --name "$REF" --name "$VERSION_REF" --name "$PUBLIC_REF" \
     --entrypoint '["/opt/conveyor/bin/conveyor"]' --user "$APP_UID:$APP_UID" --workdir / \
     --env PATH=/opt/conveyor/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     --env PYTHONUNBUFFERED=1 --env PYTHONDONTWRITEBYTECODE=1 --env LANG=C.UTF-8 \
@@ -223,7 +232,7 @@ if [[ "$mode" == import ]]; then
   [[ -S "$CTRD_SOCK" ]] || die "the local cluster's containerd is not running (bash tests/cluster/up.sh)"
   log "importing into the cluster's containerd"
   bash "$ROOT/tests/cluster/import-image.sh" --archive "$ARCHIVE" >/dev/null
-  log "tagged $REF and $VERSION_REF"
+  log "tagged $REF, $VERSION_REF and $PUBLIC_REF"
   # Keep the tags of the last three builds (a running pod may name one: a
   # restarted container needs its tag); drop older ones of ours.
   history="$CACHE/images/conveyor-operator.built"

@@ -83,6 +83,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         ),
     )
     parser.add_argument(
+        "--quiet-event",
+        action="append",
+        default=[],
+        metavar="REASON",
+        help=(
+            "post no events of this reason (repeat for several), e.g. Started, which the "
+            "Running phase and the Admitted condition say too: one API write less per attempt"
+        ),
+    )
+    parser.add_argument(
         "--log-level",
         default=os.environ.get("CONVEYOR_LOG_LEVEL", "INFO"),
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
@@ -161,7 +171,13 @@ def main(argv: list[str] | None = None) -> int:
     servers: list[web.AppRunner] = []
 
     async def term(watching: Watches) -> Controller:
-        controller = Controller(api, cache, workers=args.workers, identity=operator_id(args))
+        controller = Controller(
+            api,
+            cache,
+            workers=args.workers,
+            identity=operator_id(args),
+            quiet_events=frozenset(args.quiet_event),
+        )
         controllers[:] = [controller]
         controller.resync()
         if watching.stale(GRACE):
@@ -191,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.metrics_port:
             servers.append(await metrics.serve(args.metrics_port))
         watching = Watches(api.client, cache, namespaces=args.namespace, in_pool=api.run_blocking)
+        api.on_forbidden = watching.recheck
         watches.append(watching)
         watching.start()
         if leadership is not None:

@@ -7,6 +7,14 @@
 # selection from mixing their dependencies. The result lands in
 # $CONVEYOR_CACHE/bin/<component>-<version>/, and a finished build leaves a
 # `.complete` stamp, so only a fresh machine (or a new version) pays for it.
+#
+#   build-binaries.sh [all | COMPONENT...]    components: etcd helm kubernetes kwok
+#
+# A cold build is long, so it says what it does wherever its output goes: a
+# `[build <elapsed>] (n/m) ...` line per component and per step, and a
+# heartbeat every $CONVEYOR_HEARTBEAT_SECONDS (60) while a step runs
+# (progress.sh), naming the log to follow ($CONVEYOR_BUILD_LOG, which up.sh
+# sets; go's own output goes there).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=versions.env
@@ -15,8 +23,13 @@ CACHE="${CONVEYOR_CACHE:-/var/cache/conveyor}"
 export GOFLAGS="${GOFLAGS:--buildvcs=false}"
 export GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
 started=$SECONDS
+PART=""  # "(n/m) " of the component being built
+# shellcheck source=progress.sh
+source "$here/progress.sh"
 
-step() { printf '[build %4ds] %s\n' "$((SECONDS - started))" "$*"; }
+step() { printf '[build %4ds] %s%s\n' "$((SECONDS - started))" "$PART" "$*"; }
+say() { step "$@"; }
+long_step() { local what="$1"; shift; long "$what" "${CONVEYOR_BUILD_LOG:-}" "$@"; }
 
 K8S_STAGING=(api apiextensions-apiserver apimachinery apiserver cli-runtime client-go
   cloud-provider cluster-bootstrap code-generator component-base component-helpers
@@ -40,9 +53,9 @@ build_kubernetes() {
     done
   fi
   step "kubernetes $K8S_VERSION: downloading modules (about 1-2 GB on a fresh machine)"
-  for c in "${K8S_COMMANDS[@]}"; do
-    go get -tool "k8s.io/kubernetes/cmd/$c@$K8S_VERSION"
-  done
+  local tools=()
+  for c in "${K8S_COMMANDS[@]}"; do tools+=("k8s.io/kubernetes/cmd/$c@$K8S_VERSION"); done
+  long_step "kubernetes: downloading modules" go get -tool "${tools[@]}"
   local minor="${K8S_VERSION#v1.}"; minor="${minor%%.*}"
   local date; date="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
   local ldflags="-s -w"
@@ -50,12 +63,16 @@ build_kubernetes() {
     ldflags+=" -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
     ldflags+=" -X $pkg.gitCommit=0000000000000000000000000000000000000000 -X $pkg.gitTreeState=clean -X $pkg.buildDate=$date"
   done
+  # All five static (CGO_ENABLED=0), the kubelet too, as upstream builds it from 1.36 on
+  # (kubernetes#135870): one set of compiled packages serves every binary, where a cgo
+  # kubelet recompiled most of them.
+  local n=0 total=${#K8S_COMMANDS[@]}
   for c in "${K8S_COMMANDS[@]}"; do
-    [[ -x "$out/$c" ]] && { step "kubernetes: $c already built"; continue; }
-    step "kubernetes: building $c (a few minutes each on 2 cores)"
-    local cgo=0; [[ "$c" == kubelet ]] && cgo=1
-    CGO_ENABLED=$cgo go build -trimpath -tags=selinux,notest -ldflags "$ldflags" \
-      -o "$out/$c.tmp" "k8s.io/kubernetes/cmd/$c"
+    n=$((n + 1))
+    [[ -x "$out/$c" ]] && { step "kubernetes: $c ($n/$total) already built"; continue; }
+    step "kubernetes: building $c ($n/$total; the first takes longest, the rest reuse its packages)"
+    long_step "kubernetes: building $c ($n/$total)" env CGO_ENABLED=0 go build -trimpath \
+      -tags=selinux,notest -ldflags "$ldflags" -o "$out/$c.tmp" "k8s.io/kubernetes/cmd/$c"
     mv "$out/$c.tmp" "$out/$c"
   done
   touch "$out/.complete"
@@ -67,8 +84,9 @@ build_etcd() {
   step "etcd $ETCD_VERSION: building"
   mkdir -p "$work" "$out"; cd "$work"
   [[ -f go.mod ]] || go mod init conveyor.local/cluster/etcd >/dev/null 2>&1
-  go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION"
-  CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$out/etcd.tmp" go.etcd.io/etcd/server/v3
+  long_step "etcd: downloading modules" go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION"
+  long_step "etcd: compiling" env CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" \
+    -o "$out/etcd.tmp" go.etcd.io/etcd/server/v3
   mv "$out/etcd.tmp" "$out/etcd"
   touch "$out/.complete"
 }
@@ -79,7 +97,7 @@ build_helm() {
   step "helm $HELM_VERSION: building"
   mkdir -p "$out"
   local minor="${K8S_VERSION#v1.}"; minor="${minor%%.*}"
-  GOBIN="$out" CGO_ENABLED=0 go install -trimpath -ldflags "-s -w \
+  long_step "helm: downloading and compiling" env GOBIN="$out" CGO_ENABLED=0 go install -trimpath -ldflags "-s -w \
     -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION \
     -X helm.sh/helm/v3/internal/version.gitTreeState=clean \
     -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 \
@@ -95,7 +113,7 @@ build_kwok() {
   [[ -f "$out/.complete" ]] && { step "kwok $KWOK_VERSION: cached"; return; }
   step "kwok $KWOK_VERSION: building"
   mkdir -p "$out"
-  GOBIN="$out" CGO_ENABLED=0 go install -trimpath -ldflags "-s -w \
+  long_step "kwok: downloading and compiling" env GOBIN="$out" CGO_ENABLED=0 go install -trimpath -ldflags "-s -w \
     -X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
   touch "$out/.complete"
 }
@@ -121,14 +139,19 @@ build_kueue() {
   touch "$out/.complete"
 }
 
-what="${1:-all}"
-case "$what" in
-  kubernetes) build_kubernetes ;;
-  etcd) build_etcd ;;
-  helm) build_helm ;;
-  kwok) build_kwok ;;
-  kueue) build_kueue ;;
-  all) build_etcd; build_helm; build_kubernetes; build_kwok ;;
-  *) echo "usage: $0 [all|kubernetes|etcd|helm|kwok|kueue]" >&2; exit 2 ;;
-esac
-step "done: $what"
+(($#)) || set -- all
+[[ "$*" == all ]] && set -- etcd helm kubernetes kwok
+for what in "$@"; do
+  case "$what" in
+    etcd|helm|kubernetes|kwok|kueue) ;;
+    *) echo "usage: $0 [all | etcd helm kubernetes kwok kueue ...]" >&2; exit 2 ;;
+  esac
+done
+i=0
+for what in "$@"; do
+  i=$((i + 1))
+  PART="($i/$#) "
+  (build_"$what")  # a subshell: each builder cds into its own wrapper module
+done
+PART=""
+step "done: $* in $(minutes $((SECONDS - started)))"

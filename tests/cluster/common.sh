@@ -44,7 +44,12 @@ CNI_BRIDGE="${CONVEYOR_CNI_BRIDGE:-conveyor0}"
 CNI_BIN_DIR="/usr/lib/cni"
 
 PAUSE_IMAGE="conveyor.local/pause:3.10"
-BUSYBOX_IMAGE="conveyor.local/busybox:1.35"
+# The busybox that examples and tests name is the public one (`busybox:1.36`, which
+# containerd normalises to this); the local cluster imports Debian's busybox-static
+# under that name, so one manifest works here and on any cluster that pulls from
+# Docker Hub. The old local name stays imported too, for manifests written before.
+BUSYBOX_IMAGE="docker.io/library/busybox:1.36"
+BUSYBOX_LEGACY_IMAGE="conveyor.local/busybox:1.35"
 
 # Start order; down.sh stops in reverse.
 COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet)

@@ -24,6 +24,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -41,8 +42,10 @@ UP_LOG = Path(os.environ.get("CONVEYOR_UP_LOG", "/tmp/conveyor-cluster-up.log"))
 # and `h-`) never see each other's jobs.
 TEST_PREFIX = os.environ.get("CONVEYOR_TEST_PREFIX", "t-")
 
-# Images built by up.sh without a registry; use imagePullPolicy Never/IfNotPresent.
-BUSYBOX_IMAGE = "conveyor.local/busybox:1.35"
+# Images built by up.sh without a registry; use imagePullPolicy Never/IfNotPresent. The
+# busybox is named as on Docker Hub (up.sh imports Debian's busybox-static under that
+# name), so the same manifests run on any cluster that can pull from there.
+BUSYBOX_IMAGE = "busybox:1.36"
 PAUSE_IMAGE = "conveyor.local/pause:3.10"
 
 T = TypeVar("T")
@@ -204,6 +207,22 @@ class KubeCluster:
         return proc.stdout
 
 
+def table(output: str) -> list[dict[str, str]]:
+    """Rows of `kubectl get` output as dicts keyed by column header ("LAST FAILURE" included)."""
+    lines = [ln for ln in output.splitlines() if ln.strip()]
+    if not lines:
+        return []
+    columns = [(m.start(), m.group()) for m in re.finditer(r"\S+(?: \S+)*", lines[0])]
+    rows = []
+    for line in lines[1:]:
+        row = {}
+        for k, (start, name) in enumerate(columns):
+            end = columns[k + 1][0] if k + 1 < len(columns) else None
+            row[name] = line[start:end].strip()
+        rows.append(row)
+    return rows
+
+
 def _cluster_answers(kubeconfig: str) -> bool:
     try:
         from kubernetes import client, config
@@ -219,35 +238,75 @@ def _cluster_answers(kubeconfig: str) -> bool:
         return False
 
 
-def _start_local_cluster() -> str:
+def show(config: pytest.Config, line: str) -> None:
+    """Print a line on the terminal now, even from inside a captured fixture."""
+    capture = config.pluginmanager.getplugin("capturemanager")
+    if capture is None:
+        print(line, flush=True)
+        return
+    with capture.global_and_fixture_disabled():
+        print(line, flush=True)
+
+
+def run_showing_progress(
+    cmd: list[str],
+    log_path: Path,
+    config: pytest.Config,
+    *,
+    progress: tuple[str, ...],
+    result_on_stdout: bool = False,
+) -> tuple[int, str]:
+    """Run a long setup command (up.sh, the image build) for a fixture: its whole output
+    goes to `log_path`, and its progress lines (those starting with one of `progress`)
+    also to the terminal as they come, past pytest's capture, since a cold build takes
+    minutes and a silent terminal or CI log looks hung. With `result_on_stdout`, only
+    stderr is logged and stdout is returned. Returns (exit status, stdout)."""
+    with log_path.open("w") as log, tempfile.TemporaryFile("w+") as result:
+        proc = subprocess.Popen(
+            cmd,
+            stdout=result if result_on_stdout else subprocess.PIPE,
+            stderr=subprocess.PIPE if result_on_stdout else subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        )
+        stream = proc.stderr if result_on_stdout else proc.stdout
+        assert stream is not None
+        # up.sh's daemons detach and close our pipe, so this ends when the command does.
+        for line in stream:
+            log.write(line)
+            log.flush()
+            if line.startswith(progress):
+                show(config, line.rstrip("\n"))
+        status = proc.wait()
+        result.seek(0)
+        return status, result.read()
+
+
+def _start_local_cluster(config: pytest.Config) -> str:
     if os.geteuid() != 0:
         pytest.fail(
             "no reachable cluster in $KUBECONFIG, and starting one (tests/cluster/up.sh) "
             "needs root",
             pytrace=False,
         )
-    up = CLUSTER_SCRIPTS / "up.sh"
-    with UP_LOG.open("w") as log:
-        # up.sh's daemons detach and close our pipes, so this returns when up.sh does.
-        proc = subprocess.run(
-            ["bash", str(up)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            check=False,
-        )
-    if proc.returncode != 0:
+    show(config, f"\n[tests] bringing up the local cluster: tests/cluster/up.sh (log {UP_LOG})")
+    status, _ = run_showing_progress(
+        ["bash", str(CLUSTER_SCRIPTS / "up.sh")],
+        UP_LOG,
+        config,
+        progress=("[cluster", "[build"),
+    )
+    if status != 0:
         tail = UP_LOG.read_text(errors="replace").splitlines()[-40:]
         pytest.fail(
-            f"tests/cluster/up.sh failed (exit {proc.returncode}, log {UP_LOG}):\n"
-            + "\n".join(tail),
+            f"tests/cluster/up.sh failed (exit {status}, log {UP_LOG}):\n" + "\n".join(tail),
             pytrace=False,
         )
     return str(STATE_DIR / "kubeconfig")
 
 
 @pytest.fixture(scope="session")
-def kube_cluster() -> Iterator[KubeCluster]:
+def kube_cluster(pytestconfig: pytest.Config) -> Iterator[KubeCluster]:
     env_kubeconfig = os.environ.get("KUBECONFIG", "")
     started = False
     if (
@@ -257,7 +316,7 @@ def kube_cluster() -> Iterator[KubeCluster]:
     ):
         kubeconfig = env_kubeconfig
     else:
-        kubeconfig = _start_local_cluster()
+        kubeconfig = _start_local_cluster(pytestconfig)
         started = True
     if not _cluster_answers(kubeconfig):
         pytest.fail(f"cluster in {kubeconfig} does not answer /version", pytrace=False)

@@ -13,6 +13,8 @@
 #                                 extra flags (word-split); a change restarts the cluster
 #   CONVEYOR_SERVICE_DNAT=0       do not DNAT the kubernetes Service IP to the API server
 #   CONVEYOR_FORCE_RESTART=1      restart even if the running cluster is healthy
+#
+#   up.sh [--with-kwok]           --with-kwok also builds kwok (the benchmark's fake nodes)
 set -euo pipefail
 # shellcheck source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -28,6 +30,7 @@ KCM_EXTRA="${CONVEYOR_KCM_EXTRA_FLAGS:-}"
 SCHEDULER_EXTRA="${CONVEYOR_SCHEDULER_EXTRA_FLAGS:-}"
 KUBELET_EXTRA="${CONVEYOR_KUBELET_EXTRA_FLAGS:-}"
 SERVICE_DNAT="${CONVEYOR_SERVICE_DNAT:-1}"
+WITH_KWOK=0
 kubectl() { "$K8S_BIN/kubectl" --kubeconfig "$KUBECONFIG_ADMIN" --request-timeout=10s "$@"; }
 
 print_paste_lines() {
@@ -58,21 +61,37 @@ install_packages() {
   fi
 }
 
+# Only what the command needs is built: kwok (the benchmark's fake nodes) only with
+# --with-kwok. Each component is a directory with a `.complete` stamp.
+component_dir() {
+  case "$1" in
+    kubernetes) echo "$K8S_BIN" ;; etcd) echo "$ETCD_BIN" ;; helm) echo "$HELM_BIN" ;; kwok) echo "$KWOK_BIN" ;;
+  esac
+}
+
 build_binaries() {
-  local c
-  for c in "$K8S_BIN" "$ETCD_BIN" "$HELM_BIN" "$KWOK_BIN"; do
-    [[ -f "$c/.complete" ]] || break
+  local c missing=() want=(etcd helm kubernetes)
+  ((WITH_KWOK)) && want+=(kwok)
+  for c in "${want[@]}"; do
+    [[ -f "$(component_dir "$c")/.complete" ]] || missing+=("$c")
   done
-  if [[ -f "$c/.complete" ]]; then
+  if ((${#missing[@]} == 0)); then
     log "binaries cached in $CACHE/bin"
   else
-    log "building binaries (cold build takes 20-40 min; log: $CACHE/build.log)"
+    local build_log="$CACHE/build.log"
     mkdir -p "$CACHE"
+    log "building ${missing[*]} from Go modules, once per machine (the longest part of a first run); log: $build_log"
     # flock: two concurrent up.sh runs must not build into the same dirs
-    { flock "$CACHE/.build.lock" bash "$CLUSTER_SCRIPTS/build-binaries.sh" all 2>&1 || true; } \
-      | tee -a "$CACHE/build.log" | grep --line-buffered '^\[build' || true
-    for c in "$K8S_BIN" "$ETCD_BIN" "$HELM_BIN" "$KWOK_BIN"; do
-      [[ -f "$c/.complete" ]] || die "build-binaries.sh did not finish $c (see $CACHE/build.log)"
+    exec 8>"$CACHE/.build.lock"
+    if ! flock -n 8; then
+      log "another build holds $CACHE/.build.lock: waiting for it (follow: tail -f $build_log)"
+      flock 8
+    fi
+    { CONVEYOR_BUILD_LOG="$build_log" bash "$CLUSTER_SCRIPTS/build-binaries.sh" "${missing[@]}" 2>&1 || true; } \
+      | tee -a "$build_log" | grep --line-buffered '^\[build' || true
+    exec 8>&-
+    for c in "${missing[@]}"; do
+      [[ -f "$(component_dir "$c")/.complete" ]] || die "build-binaries.sh did not finish $c (see $build_log)"
     done
   fi
   mkdir -p "$BIN"
@@ -81,7 +100,7 @@ build_binaries() {
   done
   ln -sfn "$ETCD_BIN/etcd" "$BIN/etcd"
   ln -sfn "$HELM_BIN/helm" "$BIN/helm"
-  ln -sfn "$KWOK_BIN/kwok" "$BIN/kwok"
+  [[ -x "$KWOK_BIN/kwok" ]] && ln -sfn "$KWOK_BIN/kwok" "$BIN/kwok"
   cat >"$BIN/conveyor-ctr" <<EOF
 #!/bin/sh
 # ctr for the cluster's own containerd, namespace k8s.io
@@ -464,14 +483,17 @@ build_pause_archive() {
   rm -rf "$root"
 }
 
+# In extra/, which every up.sh re-imports into a fresh cluster (import-image.sh's convention).
+BUSYBOX_ARCHIVE="$IMG_CACHE/extra/busybox.tar"
+
 build_busybox_archive() {
-  local out="$IMG_CACHE/busybox-1.35.tar"
-  [[ -f "$out" && "$out" -nt /bin/busybox && "$out" -nt "$CLUSTER_SCRIPTS/images/mkimage.py" ]] && return
+  local out="$BUSYBOX_ARCHIVE" names="$BUSYBOX_IMAGE $BUSYBOX_LEGACY_IMAGE"
+  [[ -f "$out" && "$out" -nt /bin/busybox && "$out" -nt "$CLUSTER_SCRIPTS/images/mkimage.py" \
+    && "$(cat "$out.names" 2>/dev/null)" == "$names" ]] && return
   local banner=""
   [[ -x /bin/busybox ]] && banner="$(/bin/busybox --help 2>&1 || true)"
-  [[ "$banner" == *"v1.35"* ]] \
-    || die "/bin/busybox is not Debian's busybox-static 1.35; update BUSYBOX_IMAGE in common.sh"
-  log "building $BUSYBOX_IMAGE from Debian's busybox-static"
+  [[ "$banner" == *"BusyBox v1."* ]] || die "/bin/busybox is not Debian's busybox-static"
+  log "building $BUSYBOX_IMAGE (also tagged $BUSYBOX_LEGACY_IMAGE) from Debian's busybox-static"
   local root; root="$(mktemp -d "$IMG_CACHE/busybox-root.XXXXXX")"
   mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,etc,tmp,root,var/tmp,home}
   chmod 1777 "$root/tmp" "$root/var/tmp"; chmod 700 "$root/root"
@@ -481,7 +503,8 @@ build_busybox_archive() {
   printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\n' >"$root/etc/passwd"
   printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
   python3 "$CLUSTER_SCRIPTS/images/mkimage.py" --rootfs "$root" --name "$BUSYBOX_IMAGE" \
-    --cmd '["sh"]' --output "$out" >/dev/null
+    --name "$BUSYBOX_LEGACY_IMAGE" --cmd '["sh"]' --output "$out" >/dev/null
+  echo "$names" >"$out.names"
   rm -rf "$root"
 }
 
@@ -490,12 +513,29 @@ import_images() {
   build_pause_archive
   build_busybox_archive
   local a n=0
-  for a in "$IMG_CACHE/pause-3.10.tar" "$IMG_CACHE/busybox-1.35.tar" "$IMG_CACHE"/extra/*.tar; do
+  for a in "$IMG_CACHE/pause-3.10.tar" "$IMG_CACHE"/extra/*.tar; do
     [[ -f "$a" ]] || continue
     ctr_k8s images import --snapshotter overlayfs "$a" >/dev/null || die "importing $a failed"
     n=$((n + 1))
   done
   log "imported $n images ($(ctr_k8s images ls -q | grep -v '^sha256:' | tr '\n' ' '))"
+}
+
+# A reused cluster gets the images a newer checkout names (the busybox under its public
+# name, say) without a restart: importing into containerd disturbs no running pod.
+import_missing_images() {
+  local have
+  have="$(ctr_k8s images ls -q 2>/dev/null)" || { log "warning: cannot list the cluster's images"; return 0; }
+  if ! grep -qxF "$BUSYBOX_IMAGE" <<<"$have" || ! grep -qxF "$BUSYBOX_LEGACY_IMAGE" <<<"$have"; then
+    mkdir -p "$IMG_CACHE/extra"
+    exec 7>"$IMG_CACHE/.busybox.lock"
+    flock 7  # two up.sh at once must not write one archive together
+    build_busybox_archive
+    exec 7>&-
+    ctr_k8s images import --snapshotter overlayfs "$BUSYBOX_ARCHIVE" >/dev/null \
+      || die "importing $BUSYBOX_ARCHIVE failed"
+    log "imported $BUSYBOX_IMAGE and $BUSYBOX_LEGACY_IMAGE into the running cluster"
+  fi
 }
 
 start_kubelet() {
@@ -511,6 +551,14 @@ default_sa_ready() {
 
 # ---------------------------------------------------------------------------
 main() {
+  # Parsed here, not at the top: restart.sh sources this file with arguments of its own.
+  for arg in "$@"; do
+    case "$arg" in
+      --with-kwok) WITH_KWOK=1 ;;
+      -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
+      *) die "unknown argument $arg (usage: up.sh [--with-kwok])" ;;
+    esac
+  done
   [[ -n "$NODE_IP" ]] || die "no IPv4 address found on the default-route interface; set CONVEYOR_NODE_IP"
   install_packages
   build_binaries
@@ -518,6 +566,7 @@ main() {
 
   if [[ "${CONVEYOR_FORCE_RESTART:-0}" != 1 ]] && cluster_healthy; then
     log "cluster already running and healthy: reusing it"
+    import_missing_images
     print_paste_lines
     return 0
   fi

@@ -12,8 +12,8 @@ these tests create their own `e2e-*` namespaces instead of using the
 Everything goes through `helm` and `kubectl`. The image is built by
 images/operator/build-local.sh when the cluster is the local one (a second or
 so when nothing changed); on any other cluster, set CONVEYOR_IMAGE to an image
-it can pull (and CONVEYOR_TEST_JOB_IMAGE to a busybox it can pull, if
-conveyor.local/busybox:1.35 is not loaded there).
+it can pull (and CONVEYOR_TEST_JOB_IMAGE to a busybox it can pull, if it cannot
+pull busybox:1.36 from Docker Hub).
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ import dataclasses
 import fcntl
 import json
 import os
-import re
 import shutil
 import subprocess
 import tempfile
@@ -34,7 +33,17 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.cluster.fixtures import BUSYBOX_IMAGE, STATE_DIR, KubeCluster, wait_for
+from tests.cluster.fixtures import (
+    BUSYBOX_IMAGE,
+    STATE_DIR,
+    KubeCluster,
+    run_showing_progress,
+    show,
+    table,
+    wait_for,
+)
+
+__all__ = ["table"]  # kubectl get's table, read by the e2e tests
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "conveyor"
@@ -142,7 +151,9 @@ def _is_local_cluster(cluster: KubeCluster) -> bool:
 
 
 @pytest.fixture(scope="session")
-def operator_image(kube_cluster: KubeCluster, tmp_path_factory: pytest.TempPathFactory) -> str:
+def operator_image(
+    kube_cluster: KubeCluster, tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
+) -> str:
     """The operator image ref: $CONVEYOR_IMAGE, else built and imported by build-local.sh."""
     if image := os.environ.get("CONVEYOR_IMAGE"):
         return image
@@ -153,22 +164,17 @@ def operator_image(kube_cluster: KubeCluster, tmp_path_factory: pytest.TempPathF
             pytrace=False,
         )
     log = tmp_path_factory.mktemp("image") / "build-local.log"
-    with log.open("w") as stderr:
-        proc = subprocess.run(
-            ["bash", str(BUILD_LOCAL)],
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            text=True,
-            timeout=1800,
-            check=False,
-        )
-    if proc.returncode != 0:
+    show(pytestconfig, f"\n[tests] the operator image: images/operator/build-local.sh (log {log})")
+    status, out = run_showing_progress(
+        ["bash", str(BUILD_LOCAL)], log, pytestconfig, progress=("[image",), result_on_stdout=True
+    )
+    if status != 0:
         pytest.fail(
-            f"images/operator/build-local.sh failed (exit {proc.returncode}):\n"
+            f"images/operator/build-local.sh failed (exit {status}):\n"
             + "\n".join(log.read_text(errors="replace").splitlines()[-30:]),
             pytrace=False,
         )
-    return proc.stdout.strip().splitlines()[-1]
+    return out.strip().splitlines()[-1]
 
 
 def split_image(ref: str) -> tuple[str, str]:
@@ -241,6 +247,8 @@ class Release:
     cluster: KubeCluster
     helm: Callable[..., str]
     values_file: Path
+    extra_values: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """More values of this release (say, the dashboard's)."""
 
     def values(self) -> dict[str, Any]:
         repository, tag = split_image(self.image)
@@ -249,6 +257,7 @@ class Release:
             "watchNamespaces": self.watched,
             "test": {"jobImage": JOB_IMAGE, "timeoutSeconds": 150},
             "resources": {"requests": {"cpu": "50m", "memory": "96Mi"}},
+            **self.extra_values,
         }
 
     def install(self) -> str:
@@ -423,25 +432,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
         if isinstance(value, Release):
             report.sections.append((f"operator log ({value.namespace})", value.operator_log()))
             break
-
-
-# ---------------------------------------------------------------- reading kubectl's output
-
-
-def table(output: str) -> list[dict[str, str]]:
-    """Rows of `kubectl get` output as dicts keyed by column header ("LAST FAILURE" included)."""
-    lines = [ln for ln in output.splitlines() if ln.strip()]
-    if not lines:
-        return []
-    columns = [(m.start(), m.group()) for m in re.finditer(r"\S+(?: \S+)*", lines[0])]
-    rows = []
-    for line in lines[1:]:
-        row = {}
-        for k, (start, name) in enumerate(columns):
-            end = columns[k + 1][0] if k + 1 < len(columns) else None
-            row[name] = line[start:end].strip()
-        rows.append(row)
-    return rows
 
 
 def assert_only_release_acted(cluster: KubeCluster, namespace: str, release: Release) -> None:

@@ -21,7 +21,7 @@ OPERATOR_RULES = {
     ("conveyor.dev", "jobqueues/status"): {"patch"},
     ("", "pods"): {"get", "list", "watch", "create", "delete"},
     ("", "pods/log"): {"get"},
-    ("", "events"): {"create"},
+    ("", "events"): {"create", "patch"},
 }
 PRIORITY_CLASS_RULES = {("scheduling.k8s.io", "priorityclasses"): {"get", "list", "watch"}}
 LEADER_ELECTION_RULES = {("coordination.k8s.io", "leases"): {"get", "create", "update"}}
@@ -189,7 +189,7 @@ def test_operator_pod_is_hardened_and_probed() -> None:
     pod = spec["template"]["spec"]
     assert pod["enableServiceLinks"] is False
     container = pod["containers"][0]
-    assert container["image"] == "conveyor.local/conveyor-operator:0.1.0"
+    assert container["image"] == "ghcr.io/conveyor-dev/conveyor-operator:0.1.0"
     assert "--liveness=http://0.0.0.0:8080/healthz" in container["args"]
     assert "--metrics-port=9090" in container["args"]
     for probe in ("livenessProbe", "readinessProbe"):

@@ -179,7 +179,8 @@ def test_urgent_mail_goes_before_normal_before_bulk(
 
 
 def test_nightly_report_is_scheduled_at_0230_berlin_time(jobs: Jobs) -> None:
-    """The recurring jobs know their next run: 02:30 in Europe/Berlin; within the hour."""
+    """The recurring jobs know their next run: 02:30 in Europe/Berlin; within the hour; and
+    kubectl get shows them as it shows CronJobs."""
     status = wait_for(
         lambda: (s := jobs.status("nightly-sales-report")).get("nextScheduleTime") and s,
         timeout=60,
@@ -191,6 +192,9 @@ def test_nightly_report_is_scheduled_at_0230_berlin_time(jobs: Jobs) -> None:
     assert datetime.timedelta(0) < next_run - now <= datetime.timedelta(hours=24, minutes=1)
     row = jobs.row("nightly-sales-report", "bgj", "-o", "wide")
     assert row["SCHEDULE"] == "30 2 * * *"
+    # like a CronJob between runs: Scheduled (not Pending), not suspended, no active run
+    assert (row["PHASE"], row["SUSPEND"], row["ACTIVE"]) == ("Scheduled", "false", "0")
+    assert row["NEXT SCHEDULE"]
     hourly = wait_for(
         lambda: (s := jobs.status("hourly-cleanup")).get("nextScheduleTime") and s,
         timeout=60,

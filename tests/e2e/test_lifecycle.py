@@ -18,7 +18,8 @@ from tests.e2e.conftest import (
 pytestmark = pytest.mark.cluster
 
 
-def job_manifest(name: str, script: str) -> str:
+def job_manifest(name: str, script: str, **spec: object) -> str:
+    """A BackgroundJob running `script` in the job image, with more `spec` fields."""
     return json.dumps(
         {
             "apiVersion": "conveyor.dev/v1alpha1",
@@ -37,7 +38,8 @@ def job_manifest(name: str, script: str) -> str:
                             }
                         ],
                     }
-                }
+                },
+                **spec,
             },
         }
     )

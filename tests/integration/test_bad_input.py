@@ -141,7 +141,17 @@ CASES = [
     ),
     Case(
         "deadline-zero",
-        job("deadline-zero", activeDeadlineSeconds=0),
+        job("deadline-zero", attemptDeadlineSeconds=0),
+        refused="spec.attemptDeadlineSeconds",
+    ),
+    Case(
+        "job-deadline-zero",
+        job("job-deadline-zero", jobDeadlineSeconds=0),
+        refused="spec.jobDeadlineSeconds",
+    ),
+    Case(
+        "both-deadline-names",
+        job("both-deadline-names", attemptDeadlineSeconds=5, activeDeadlineSeconds=5),
         refused="spec.activeDeadlineSeconds",
     ),
     Case(

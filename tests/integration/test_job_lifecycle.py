@@ -107,8 +107,8 @@ def test_a_non_retryable_exit_code_fails_at_once(jobs: Jobs) -> None:
 
 
 def test_an_attempt_past_its_deadline_is_stopped(jobs: Jobs) -> None:
-    """activeDeadlineSeconds stops the attempt; it is recorded as DeadlineExceeded."""
-    jobs.create("slow", "sleep 60", activeDeadlineSeconds=2, retry={"maxAttempts": 1})
+    """attemptDeadlineSeconds stops the attempt; it is recorded as DeadlineExceeded."""
+    jobs.create("slow", "sleep 60", attemptDeadlineSeconds=2, retry={"maxAttempts": 1})
     status = jobs.wait_phase("slow", "Failed", timeout=60)
     assert status["lastFailure"]["reason"] == "DeadlineExceeded"
 
@@ -239,7 +239,10 @@ def test_kubectl_get_shows_the_columns(jobs: Jobs, kube_cluster: KubeCluster) ->
     jobs.create("shown", "true")
     jobs.wait_phase("shown", "Succeeded")
     out = kube_cluster.kubectl("get", "bgj", "-n", jobs.namespace).stdout.splitlines()
-    assert out[0].split() == ["NAME", "QUEUE", "PHASE", "ATTEMPTS", "LAST", "FAILURE", "AGE"]
+    assert out[0].split() == [
+        *("NAME", "QUEUE", "PHASE", "ATTEMPTS", "LAST", "FAILURE"),
+        *("SCHEDULE", "SUSPEND", "ACTIVE", "LAST", "SCHEDULE", "AGE"),  # a recurring job's
+    ]
     assert out[1].split()[:3] == ["shown", "Succeeded", "1/5"]
     selected = kube_cluster.kubectl(
         "get",

@@ -142,7 +142,7 @@ def test_queue_defaults_fill_what_the_job_leaves_unset(jobs: Jobs) -> None:
         "strict",
         defaults={
             "retry": {"maxAttempts": 2, "backoff": {"strategy": "Fixed", "initialDelaySeconds": 1}},
-            "activeDeadlineSeconds": 30,
+            "attemptDeadlineSeconds": 30,
         },
     )
     jobs.create("uses-defaults", "exit 1", queue="strict")

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from conveyor.api.v1alpha1 import BackgroundJobSpec, BackgroundJobStatus, JobDefaults
-from conveyor.core import lifecycle, naming
+from conveyor.core import decisions, lifecycle, naming
 from conveyor.core.effective import Effective, resolve
 from conveyor.core.outcome import PodView
 
@@ -44,10 +44,10 @@ def job(
     created_at: datetime.datetime = T0,
     generation: int = 1,
     annotations: Mapping[str, str] | None = None,
-) -> lifecycle.JobView:
+) -> decisions.JobView:
     if isinstance(status, dict):
         status = BackgroundJobStatus.model_validate(status)
-    return lifecycle.JobView(
+    return decisions.JobView(
         name=name,
         namespace=NAMESPACE,
         generation=generation,
@@ -65,16 +65,16 @@ def effective(
 
 
 def around(
-    view: lifecycle.JobView,
+    view: decisions.JobView,
     now: datetime.datetime,
     *,
     pods: Mapping[int, PodView] | None = None,
     **fields: Any,
-) -> lifecycle.Surroundings:
+) -> decisions.Surroundings:
     """Surroundings of `view` at `now`; its effective settings resolved without queue defaults."""
     fields.setdefault("effective", effective(view.spec))
     fields.setdefault("random", lambda: 0.5)
-    return lifecycle.Surroundings(now=now, pods=dict(pods or {}), **fields)
+    return decisions.Surroundings(now=now, pods=dict(pods or {}), **fields)
 
 
 def pod(
@@ -94,17 +94,17 @@ def pod(
     )
 
 
-def with_status(view: lifecycle.JobView, status: BackgroundJobStatus) -> lifecycle.JobView:
+def with_status(view: decisions.JobView, status: BackgroundJobStatus) -> decisions.JobView:
     return dataclasses.replace(view, status=status)
 
 
 def advance(
-    view: lifecycle.JobView, surroundings: lifecycle.Surroundings
-) -> tuple[lifecycle.JobView, lifecycle.Decision]:
+    view: decisions.JobView, surroundings: decisions.Surroundings
+) -> tuple[decisions.JobView, decisions.Decision]:
     """One reconcile: the job as it is after its decided status was written."""
     decision = lifecycle.step(view, surroundings)
     return with_status(view, decision.status), decision
 
 
-def reasons(decision: lifecycle.Decision) -> list[str]:
+def reasons(decision: decisions.Decision) -> list[str]:
     return [event.reason for event in decision.events]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conveyor.runtime import kube
+from conveyor.runtime import kube_errors
 from conveyor.runtime.cache import Resource
 from tests.unit.world import IMAGE, NAMESPACE, World, scenario
 
@@ -49,7 +49,7 @@ async def test_a_pod_created_just_before_a_crash_is_adopted_not_recreated(world:
     """The pod create succeeded, the Running write never did: after a restart the job is
     Running with that pod as attempt 1, and finishes with no second pod."""
     world.job("once")
-    world.api.fail("patch_job_status", kube.ApiError(500, "etcd is away"), times=100)
+    world.api.fail("patch_job_status", kube_errors.ApiError(500, "etcd is away"), times=100)
     await world.start()
     assert world.pods() == ["once-1"]
     assert world.phase("once") is None
@@ -105,7 +105,7 @@ async def test_a_failing_write_is_retried_with_backoff_not_in_a_loop(world: Worl
     """The Running write keeps failing: retries come after a growing backoff (not a busy
     loop), and once the API server answers the job runs on its one pod."""
     world.job("stubborn")
-    world.api.fail("patch_job_status", kube.ApiError(500, "try later"), times=4)
+    world.api.fail("patch_job_status", kube_errors.ApiError(500, "try later"), times=4)
     await world.start()
     early = len(world.api.failed)
     assert 1 <= early <= 2  # the first write, and the look its own pod's event asked for

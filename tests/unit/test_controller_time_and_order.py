@@ -88,7 +88,7 @@ async def test_a_recurring_job_creates_a_run_at_each_time_and_prunes_old_ones(
     successfulRunsHistoryLimit of the succeeded runs are kept."""
     world.job("tick", every="10s", successfulRunsHistoryLimit=2)
     await world.start()
-    assert world.phase("tick") == "Pending"
+    assert world.phase("tick") == "Scheduled"
     names = []
     for k in range(1, 5):
         await world.advance(10)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conveyor.runtime import kube
+from conveyor.runtime import kube_errors
 from conveyor.runtime.cache import Resource
 from tests.unit.world import NAMESPACE, World, scenario
 
@@ -29,7 +29,9 @@ async def test_a_refused_pod_becomes_invalid_spec_and_frees_the_slot(world: Worl
     world.queue("q", concurrency=1)
     world.api.fail(
         "create_pod",
-        kube.ApiError(422, 'Pod "bad-1" is invalid: spec.containers[0].image: Required value'),
+        kube_errors.ApiError(
+            422, 'Pod "bad-1" is invalid: spec.containers[0].image: Required value'
+        ),
         when=lambda _namespace, name: name == "bad-1",
     )
     world.job("bad", queue="q")
@@ -142,7 +144,7 @@ async def test_a_pod_a_namespace_policy_forbids_fails_the_job_with_that_reason(
     world.queue("q", concurrency=1)
     world.api.fail(
         "create_pod",
-        kube.ApiError(
+        kube_errors.ApiError(
             403,
             'pods "root-1" is forbidden: violates PodSecurity "restricted:latest": '
             'privileged (container "worker" must not set securityContext.privileged=true)',
@@ -171,7 +173,7 @@ async def test_a_403_of_the_operators_own_permissions_is_retried_not_blamed_on_t
     is tried again with backoff and succeeds once the permission is back."""
     world.api.fail(
         "create_pod",
-        kube.ApiError(
+        kube_errors.ApiError(
             403,
             'pods is forbidden: User "system:serviceaccount:conveyor-system:conveyor" cannot '
             'create resource "pods" in API group "" in the namespace "shop"',
@@ -210,7 +212,7 @@ async def test_a_namespace_being_deleted_is_left_alone(world: World) -> None:
     """Creates refused because the namespace terminates: no retry, no failure recorded."""
     world.api.fail(
         "create_pod",
-        kube.NamespaceTerminatingError(
+        kube_errors.NamespaceTerminatingError(
             "unable to create new content in namespace shop because it is being terminated"
         ),
     )
@@ -219,3 +221,18 @@ async def test_a_namespace_being_deleted_is_left_alone(world: World) -> None:
     await world.advance(120)
     assert len(world.api.failed) == 1
     assert world.phase("late") is None
+
+
+@scenario
+async def test_the_workers_termination_message_becomes_the_jobs_result(world: World) -> None:
+    """The pod status the watch delivers carries the termination message: it is written on
+    the attempt and as status.result, with no other API call."""
+    world.job("report")
+    await world.start()
+    world.api.finish_pod(NAMESPACE, "report-1", message='{"rows": 42}')
+    await world.settle()
+    status = world.status("report")
+    assert status["phase"] == "Succeeded"
+    assert status["result"] == '{"rows": 42}'
+    assert status["history"][-1]["output"] == '{"rows": 42}'
+    assert world.api.count("read_log_tail") == 0

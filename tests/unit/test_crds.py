@@ -69,7 +69,7 @@ def test_committed_crds_are_up_to_date(filename):
     committed = CRD_DIR / filename
     assert committed.is_file(), f"{committed} is missing: run `make crds`"
     assert committed.read_text() == RENDERED[filename], (
-        f"{committed} is out of date with operator/conveyor/api/v1alpha1.py: run `make crds`"
+        f"{committed} is out of date with operator/conveyor/api/v1alpha1/: run `make crds`"
     )
 
 
@@ -181,7 +181,20 @@ def test_status_subresource(filename):
 @pytest.mark.parametrize(
     ("filename", "columns"),
     [
-        (BGJ_FILE, ["Queue", "Phase", "Attempts", "Last Failure", "Age"]),
+        (
+            BGJ_FILE,
+            [
+                "Queue",
+                "Phase",
+                "Attempts",
+                "Last Failure",
+                "Schedule",
+                "Suspend",
+                "Active",
+                "Last Schedule",
+                "Age",
+            ],
+        ),
         (JQ_FILE, ["Concurrency", "Running", "Pending", "Paused", "Age"]),
     ],
 )
@@ -308,7 +321,9 @@ status:
   succeeded: 140
   failed: 2
   oldestPendingSeconds: 42
-  conditions: [{type: Ready, status: "True", reason: Admitting}]
+  conditions:
+  - {type: Ready, status: "True", reason: Admitting, message: admitting jobs,
+     lastTransitionTime: "2026-12-01T09:00:00Z"}
   observedGeneration: 1
 """
 
@@ -421,3 +436,68 @@ def test_models_reject_what_the_schema_rejects():
         v1alpha1.BackgroundJobSpec.model_validate(
             {**base, "template": {"spec": {"containers": []}}}
         )
+
+
+# ---------------------------------------------------------------- settled for v1beta1
+
+
+@pytest.mark.parametrize("filename", [BGJ_FILE, JQ_FILE])
+def test_conditions_are_a_list_map_with_every_field_required(filename):
+    """As metav1.Condition and Kueue have them: keyed by type, reason, message and
+    lastTransitionTime required, reason a CamelCase word."""
+    conds = resolve(schema_of(filename), ".status.conditions")
+    assert conds["x-kubernetes-list-type"] == "map"
+    assert conds["x-kubernetes-list-map-keys"] == ["type"]
+    item = conds["items"]
+    assert set(item["required"]) == {"type", "status", "reason", "message", "lastTransitionTime"}
+    assert item["properties"]["reason"]["minLength"] == 1
+    assert item["properties"]["lastTransitionTime"]["format"] == "date-time"
+    for name in ("reason", "message"):
+        assert "default" not in item["properties"][name]
+
+
+def test_a_condition_without_reason_message_or_time_does_not_parse():
+    with pytest.raises(ValueError, match=r"reason|message|lastTransitionTime"):
+        v1alpha1.Condition.model_validate({"type": "Ready", "status": "True"})
+
+
+@pytest.mark.parametrize(
+    ("filename", "path"),
+    [(BGJ_FILE, ".spec"), (JQ_FILE, ".spec.defaults")],
+)
+def test_two_deadlines_and_the_deprecated_name(filename, path):
+    """attemptDeadlineSeconds per attempt, jobDeadlineSeconds job-wide (batch/v1's meaning),
+    activeDeadlineSeconds deprecated and exclusive with its new name."""
+    node = resolve(schema_of(filename), path)
+    fields = node["properties"]
+    assert "per attempt" in fields["attemptDeadlineSeconds"]["description"].lower()
+    assert "whole job" in fields["jobDeadlineSeconds"]["description"].lower()
+    assert fields["activeDeadlineSeconds"]["description"].startswith("Deprecated")
+    rules = [r["rule"] for r in node["x-kubernetes-validations"]]
+    assert "!(has(self.attemptDeadlineSeconds) && has(self.activeDeadlineSeconds))" in rules
+
+
+# ---------------------------------------------------------------- docs/api.md
+
+
+def test_the_api_reference_is_up_to_date():
+    """docs/api.md is what the models render (`make api-docs`), like the CRDs."""
+    from conveyor.api import docs
+
+    committed = (Path(__file__).resolve().parents[2] / "docs" / "api.md").read_text()
+    assert committed == docs.render(), "docs/api.md is stale: run `make api-docs`"
+
+
+def test_the_api_reference_names_every_field_with_an_example_manifest():
+    """Every property of both CRDs has a row; the example manifests parse."""
+    from conveyor.api import docs
+
+    docs.check_examples()
+    text = docs.render()
+    for filename, root in ((BGJ_FILE, "BackgroundJob"), (JQ_FILE, "JobQueue")):
+        schema = schema_of(filename)
+        for part in ("spec", "status"):
+            for path, _node in nodes(schema["properties"][part], part):
+                if path == part or path.endswith(("[]", "}")):
+                    continue  # the part itself, a list's items, a map's values
+                assert f"`{path}`" in text, f"{root}: {path} is missing from docs/api.md"

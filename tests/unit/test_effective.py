@@ -34,7 +34,8 @@ def test_builtin_fallbacks():
     assert result.backoff.initial_delay_seconds == 1
     assert result.non_retryable_exit_codes == frozenset()
     assert result.max_disruptions == eff.DEFAULT_MAX_DISRUPTIONS == 10
-    assert result.active_deadline_seconds is None
+    assert result.attempt_deadline_seconds is None
+    assert result.job_deadline_seconds is None
     assert result.start_timeout_seconds == eff.DEFAULT_START_TIMEOUT_SECONDS == 300
     assert result.ttl_seconds_after_finished is None
     assert result.priority_class_name is None
@@ -49,7 +50,7 @@ def test_queue_defaults_fill_unset_fields():
     assert result.backoff.initial_delay_seconds == 9
     assert result.non_retryable_exit_codes == frozenset({3})
     assert result.max_disruptions == 4
-    assert result.active_deadline_seconds == 600
+    assert result.attempt_deadline_seconds == 600  # from the deprecated name
     assert result.start_timeout_seconds == 120
     assert result.ttl_seconds_after_finished == 86400
     assert result.priority_class_name == "normal"
@@ -76,7 +77,7 @@ def test_job_values_win_over_queue_defaults():
     assert result.backoff.initial_delay_seconds == 3
     assert result.non_retryable_exit_codes == frozenset({5, 6})
     assert result.max_disruptions == 0  # zero is a value, not "unset"
-    assert result.active_deadline_seconds == 30
+    assert result.attempt_deadline_seconds == 30
     assert result.start_timeout_seconds == 10
     assert result.ttl_seconds_after_finished == 0
     assert result.priority_class_name == "high"
@@ -131,3 +132,15 @@ def test_pick():
     assert eff.pick(None, 0, 9) == 0
     assert eff.pick(None, None, 9) == 9
     assert eff.pick([], [1], [2]) == []
+
+
+def test_deadlines_by_their_names():
+    """attemptDeadlineSeconds (or its deprecated name activeDeadlineSeconds) bounds each
+    attempt, jobDeadlineSeconds the whole job; each the job's, else the queue's."""
+    queue = JobDefaults.model_validate({"attemptDeadlineSeconds": 60, "jobDeadlineSeconds": 3600})
+    result = eff.resolve(spec(), queue, {})
+    assert (result.attempt_deadline_seconds, result.job_deadline_seconds) == (60, 3600)
+    result = eff.resolve(spec(attemptDeadlineSeconds=5, jobDeadlineSeconds=50), queue, {})
+    assert (result.attempt_deadline_seconds, result.job_deadline_seconds) == (5, 50)
+    result = eff.resolve(spec(activeDeadlineSeconds=7), queue, {})
+    assert result.attempt_deadline_seconds == 7

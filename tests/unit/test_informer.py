@@ -234,6 +234,21 @@ async def test_a_namespaced_relist_forgets_only_its_own_namespace():
     assert store.known() == [("two", "b")]
 
 
+class Quiet(Response):
+    """A watch that sends nothing until it is cut."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cut = threading.Event()
+
+    def stream(self, amt: int, decode_content: bool) -> Iterator[bytes]:
+        self.cut.wait(5)
+        yield from ()
+
+    def shutdown(self) -> None:
+        self.cut.set()
+
+
 @run
 async def test_a_failing_list_marks_the_informer_stale_until_a_list_succeeds():
     """A 404 (the CRD deleted) keeps failing: failing_since stays at its first failure, the
@@ -242,20 +257,6 @@ async def test_a_failing_list_marks_the_informer_stale_until_a_list_succeeds():
     class GoneError(Exception):
         status = 404
         reason = "Not Found"
-
-    class Quiet(Response):
-        """A watch that sends nothing until it is cut."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.cut = threading.Event()
-
-        def stream(self, amt: int, decode_content: bool) -> Iterator[bytes]:
-            self.cut.wait(5)
-            yield from ()
-
-        def shutdown(self) -> None:
-            self.cut.set()
 
     class Flaky(Lister):
         def __init__(self) -> None:
@@ -311,3 +312,40 @@ async def test_a_list_that_fails_is_counted_by_verb_resource_and_status():
     await informer.stop()
     assert informer.last_error == "403 Forbidden"
     assert REGISTRY.get_sample_value("conveyor_api_request_errors_total", labels) == before + 1
+
+
+@run
+async def test_a_recheck_cuts_a_watch_begun_before_its_rbac_was_revoked():
+    """A watch streams on after the operator's permission is revoked (the API server checks
+    it when a watch begins). `recheck` (a write was forbidden) begins a new watch, which is
+    refused: the informer is stale, so the operator stops acting on that resource."""
+
+    class Revocable(Lister):
+        def __init__(self) -> None:
+            super().__init__()
+            self.revoked = False
+            self.pages = [page([obj("a", 1)], 5)]
+
+        def __call__(self, **kwargs: Any) -> Response:
+            if self.revoked:
+                raise ApiException(status=403, reason="Forbidden")
+            if kwargs.get("watch"):
+                return Quiet()
+            return super().__call__(**kwargs)
+
+    lister = Revocable()
+    informer, _, _ = make(lister)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("conveyor.runtime.informer.relist_delay", lambda failures: 0.001)
+        informer.start()
+        await asyncio.wait_for(informer.synced.wait(), 2)
+        lister.revoked = True
+        await asyncio.sleep(0.05)
+        assert informer.failing_since is None, "the open watch does not know yet"
+        informer.recheck()
+        for _ in range(200):
+            if informer.failing_since is not None:
+                break
+            await asyncio.sleep(0.005)
+        await informer.stop()
+    assert informer.last_error == "403 Forbidden"

@@ -10,15 +10,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conveyor.api.v1alpha1 import BackgroundJobStatus, JobDefaults
-from conveyor.core import conditions, lifecycle, naming
-from conveyor.core.lifecycle import (
-    HISTORY_LIMIT,
-    LOG_TAIL_BYTES,
-    CreatePod,
-    DeleteJob,
-    DeletePod,
-    step,
-)
+from conveyor.core import conditions, decisions, naming
+from conveyor.core.attempts import LOG_TAIL_BYTES
+from conveyor.core.decisions import CreatePod, DeleteJob, DeletePod
+from conveyor.core.draft import HISTORY_LIMIT
+from conveyor.core.lifecycle import step
 from tests.unit.factories import (
     JOB,
     QUEUE,
@@ -129,7 +125,7 @@ def test_success():
     assert status.attempts_summary == "1/5"
     assert reasons(decision) == ["Succeeded"]
     assert decision.actions == []
-    assert lifecycle.is_terminal(status.phase)
+    assert decisions.is_terminal(status.phase)
 
 
 def test_finished_job_stays_finished():
@@ -777,7 +773,7 @@ def test_step_never_mutates_its_input():
 class World:
     """A job, its pods and its surroundings; carries out the decided actions like the runtime."""
 
-    view: lifecycle.JobView
+    view: decisions.JobView
     now: datetime.datetime
     pods: dict[int, object] = dataclasses.field(default_factory=dict)
     admit: bool = False
@@ -787,7 +783,7 @@ class World:
     ever: set[int] = dataclasses.field(default_factory=set)
     """Every attempt that ever had a pod: none gets a second one."""
 
-    def surroundings(self) -> lifecycle.Surroundings:
+    def surroundings(self) -> decisions.Surroundings:
         return around(
             self.view,
             self.now,
@@ -797,7 +793,7 @@ class World:
             dependencies=dict(self.deps),
         )
 
-    def carry_out(self, decision: lifecycle.Decision) -> None:
+    def carry_out(self, decision: decisions.Decision) -> None:
         self.view = with_status(self.view, decision.status)
         for action in decision.actions:
             if isinstance(action, CreatePod):

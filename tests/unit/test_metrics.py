@@ -19,7 +19,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Histogram
 from prometheus_client.core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
-from conveyor.runtime import kube, metrics
+from conveyor.runtime import kube, kube_errors, metrics
 from conveyor.runtime.cache import Resource
 from conveyor.runtime.workqueue import Key, Kind, WorkQueue
 from tests.unit.world import NAMESPACE, World, scenario
@@ -208,7 +208,7 @@ async def test_reconciles_are_counted_by_result_and_a_failure_as_an_error(world:
         "retries": sample("conveyor_workqueue_retries_total", kind="job"),
         "timed": sample("conveyor_reconcile_time_seconds_count", kind="job"),
     }
-    world.api.fail("patch_job_status", kube.ApiError(500, "etcd is away"))
+    world.api.fail("patch_job_status", kube_errors.ApiError(500, "etcd is away"))
     world.job("once")
     await world.start()
     await world.advance(2)
@@ -298,10 +298,10 @@ async def api_server(status: int) -> AsyncIterator[kube.ClientKubeApi]:
 def test_a_refused_request_is_counted_by_verb_resource_and_status() -> None:
     async def scenario() -> None:
         async with api_server(409) as api:
-            with pytest.raises(kube.ConflictError):
+            with pytest.raises(kube_errors.ConflictError):
                 await api.create_pod("ns", {"apiVersion": "v1", "kind": "Pod"})
         async with api_server(500) as api:
-            with pytest.raises(kube.ApiError):
+            with pytest.raises(kube_errors.ApiError):
                 await api.patch_queue_status("ns", "q", {})
 
     labels = {"verb": "create", "resource": "pods", "code": "409"}

@@ -87,7 +87,7 @@ def test_deadline_exceeded():
     assert result.kind == "Failed"
     assert result.reason == "DeadlineExceeded"
     assert result.final is False  # the deadline, not the job, decided
-    assert "activeDeadlineSeconds" in (result.message or "")
+    assert "attemptDeadlineSeconds" in (result.message or "")
 
 
 def test_deadline_exceeded_keeps_the_pods_message():

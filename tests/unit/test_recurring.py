@@ -17,7 +17,7 @@ import pytest
 
 from conveyor.api.v1alpha1 import API_VERSION, BackgroundJobSpec, BackgroundJobStatus
 from conveyor.core import conditions, naming, recurring
-from conveyor.core.lifecycle import JobView
+from conveyor.core.decisions import JobView
 from conveyor.core.recurring import RECURRING_ONLY_FIELDS, RecurringDecision, Run, step
 from tests.unit.factories import NAMESPACE, QUEUE, T0, at, job, spec, with_status
 
@@ -64,10 +64,12 @@ def advance(
 
 
 def test_nothing_is_due_before_the_first_run() -> None:
-    """Before its first time a recurring job creates nothing, is Pending and wakes at that time."""
+    """Before its first time a recurring job creates nothing, is Scheduled (as between runs:
+    not Pending, which would read as stuck) and wakes at that time."""
     decision = step(recurring_job(), [], at(5))
     assert decision.create == [] and decision.delete == [] and decision.events == []
-    assert decision.status.phase == "Pending"
+    assert decision.status.phase == "Scheduled"
+    assert decision.status.active_count == 0
     assert decision.status.next_schedule_time == at(10)
     assert decision.wake_at == at(10)
 

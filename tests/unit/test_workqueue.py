@@ -264,3 +264,16 @@ def test_failures_alike_are_logged_once_a_minute_not_once_each(
         failures.failed(job("late"), error, 1.0)
     assert len(caplog.records) == 2
     assert "999 more job failures like it" in caplog.records[1].getMessage()
+
+
+def test_failures_that_differ_only_in_the_names_they_quote_are_one_kind(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """RBAC revoked: each job's status write fails naming the job. One traceback, not one
+    per job."""
+    failures = workqueue.FailureLog(clock=lambda: 0.0)
+    with caplog.at_level("ERROR", logger="conveyor.runtime.workqueue"):
+        for i in range(20):
+            error = RuntimeError(f'403: backgroundjobs "j{i}" is forbidden: User "x" cannot patch')
+            failures.failed(job(f"j{i}"), error, 1.0)
+    assert len(caplog.records) == 1

@@ -136,6 +136,10 @@ class World:
     def update_job(self, name: str, **spec: Any) -> None:
         self.api.update(Resource.JOBS, NAMESPACE, name, spec=spec)
 
+    def annotate(self, job: str, annotation: str, value: str) -> None:
+        """`kubectl annotate bgj JOB ANNOTATION=VALUE --overwrite`."""
+        self.api.update(Resource.JOBS, NAMESPACE, job, annotations={annotation: value})
+
     # ------------------------------------------------------------ the kubelet
 
     def finish(self, pod: str, exit_code: int = 0) -> None:

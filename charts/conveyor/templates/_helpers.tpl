@@ -93,7 +93,8 @@ What the operator does with the API, and nothing more (no wildcard):
   jobqueues        get/list/watch; .../status patch (counts by phase)
   pods             get/list/watch, create (one per attempt), delete (deadline,
                    suspend, replace); pods/log get (the failure's log tail)
-  events           create (Normal/Warning events on the jobs)
+  events           create (Normal/Warning events on the jobs), patch (a repeated
+                   event's count and lastTimestamp, as client-go's recorder does)
 PriorityClasses are cluster-scoped: see the priorityclasses ClusterRole.
 */}}
 {{- define "conveyor.operatorRules" -}}
@@ -117,5 +118,59 @@ PriorityClasses are cluster-scoped: see the priorityclasses ClusterRole.
   verbs: [get]
 - apiGroups: [""]
   resources: [events]
-  verbs: [create]
+  verbs: [create, patch]
+{{- end }}
+
+{{/*
+The dashboard's own labels: another app.kubernetes.io/name than the
+operator's, so that neither the operator's Deployment, its PDB nor its metrics
+Service selects the dashboard's pod.
+*/}}
+{{- define "conveyor.dashboardName" -}}
+{{- printf "%s-dashboard" (include "conveyor.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "conveyor.dashboardSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "conveyor.name" . }}-dashboard
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "conveyor.dashboardLabels" -}}
+helm.sh/chart: {{ include "conveyor.chart" . }}
+{{ include "conveyor.dashboardSelectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: conveyor
+app.kubernetes.io/component: dashboard
+{{- end }}
+
+{{- define "conveyor.dashboardServiceAccountName" -}}
+{{- if .Values.dashboard.serviceAccount.create }}
+{{- default (include "conveyor.dashboardName" .) .Values.dashboard.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.dashboard.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+What the dashboard reads, and with dashboard.actions what it writes:
+  backgroundjobs, jobqueues  get/list/watch (its one list+watch each, a job's page)
+  pods                       list (a job's attempts); pods/log get (their log tails)
+  events                     list (a job's events)
+  with actions: backgroundjobs patch (the annotations replay, promote, run-now,
+                cancel), jobqueues patch (spec.paused)
+*/}}
+{{- define "conveyor.dashboardRules" -}}
+- apiGroups: [conveyor.dev]
+  resources: [backgroundjobs, jobqueues]
+  verbs: [get, list, watch{{ if .Values.dashboard.actions }}, patch{{ end }}]
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [list]
+- apiGroups: [""]
+  resources: [pods/log]
+  verbs: [get]
+- apiGroups: [""]
+  resources: [events]
+  verbs: [list]
 {{- end }}

@@ -232,21 +232,36 @@ def background_job_crd() -> dict[str, Any]:
             "fieldPath": ".spec.dependsOn",
         },
     ]
+    # One-off jobs read like batch/v1 Jobs (phase, attempts, last failure), recurring ones
+    # like CronJobs (schedule, suspend, active runs, last schedule); each leaves the
+    # other's columns empty.
     columns: list[dict[str, Any]] = [
         {"name": "Queue", "type": "string", "jsonPath": ".spec.queue"},
         {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
         {"name": "Attempts", "type": "string", "jsonPath": ".status.attemptsSummary"},
         {"name": "Last Failure", "type": "string", "jsonPath": ".status.lastFailure.reason"},
+        {"name": "Schedule", "type": "string", "jsonPath": ".spec.schedule"},
+        {"name": "Suspend", "type": "boolean", "jsonPath": ".spec.suspend"},
+        {"name": "Active", "type": "integer", "jsonPath": ".status.activeCount"},
+        {"name": "Last Schedule", "type": "date", "jsonPath": ".status.lastScheduleTime"},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
         {"name": "Priority", "type": "integer", "jsonPath": ".spec.priority", "priority": 1},
         {"name": "Pod", "type": "string", "jsonPath": ".status.podName", "priority": 1},
+        # future times as timestamps: kubectl shows a future "date" as <invalid>
         {
             "name": "Next Attempt",
-            "type": "date",
+            "type": "string",
             "jsonPath": ".status.nextAttemptAt",
             "priority": 1,
         },
-        {"name": "Schedule", "type": "string", "jsonPath": ".spec.schedule", "priority": 1},
+        {"name": "Every", "type": "string", "jsonPath": ".spec.every", "priority": 1},
+        {
+            "name": "Next Schedule",
+            "type": "string",
+            "jsonPath": ".status.nextScheduleTime",
+            "priority": 1,
+        },
+        {"name": "Result", "type": "string", "jsonPath": ".status.result", "priority": 1},
     ]
     return _crd(
         kind="BackgroundJob",

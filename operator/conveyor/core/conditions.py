@@ -2,7 +2,9 @@
 
 `lastTransitionTime` changes only when a condition's status flips, so
 rewriting the same condition is a no-op and a reconcile that changes nothing
-writes nothing.
+writes nothing. Every condition is written through `set_condition`, which
+always sets reason, message and lastTransitionTime: the CRD requires them
+(the list is a list-map keyed by type, as metav1.Condition's users have it).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import datetime
 from collections.abc import Sequence
 
-from conveyor.api.v1alpha1 import Condition, ConditionStatus
+from conveyor.api.v1alpha1 import MAX_CONDITION_MESSAGE, Condition, ConditionStatus
 
 
 def find(conditions: Sequence[Condition], type_: str) -> Condition | None:
@@ -39,7 +41,7 @@ def set_condition(
         type=type_,
         status=status,
         reason=reason,
-        message=message,
+        message=message[:MAX_CONDITION_MESSAGE],
         last_transition_time=transition,
         observed_generation=generation,
     )

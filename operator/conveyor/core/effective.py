@@ -32,7 +32,8 @@ class Effective:
     backoff: Backoff
     non_retryable_exit_codes: frozenset[int]
     max_disruptions: int
-    active_deadline_seconds: int | None
+    attempt_deadline_seconds: int | None
+    job_deadline_seconds: int | None
     start_timeout_seconds: int
     ttl_seconds_after_finished: int | None
     priority_class_name: str | None
@@ -79,9 +80,13 @@ def resolve(
             queue_retry.max_disruptions if queue_retry else None,
             DEFAULT_MAX_DISRUPTIONS,
         ),
-        active_deadline_seconds=pick(
-            spec.active_deadline_seconds, queue.active_deadline_seconds, None
+        # activeDeadlineSeconds is attemptDeadlineSeconds' deprecated name (core.deprecation).
+        attempt_deadline_seconds=pick(
+            spec.attempt_deadline_seconds or spec.active_deadline_seconds,
+            queue.attempt_deadline_seconds or queue.active_deadline_seconds,
+            None,
         ),
+        job_deadline_seconds=pick(spec.job_deadline_seconds, queue.job_deadline_seconds, None),
         start_timeout_seconds=pick(
             spec.start_timeout_seconds, queue.start_timeout_seconds, DEFAULT_START_TIMEOUT_SECONDS
         ),

@@ -59,11 +59,15 @@ class PodView:
     exit_code: int | None = None
     container_reason: str | None = None
     container_message: str | None = None
+    """The worker container's termination message (/dev/termination-log): its result."""
     waiting_reason: str | None = None
     waiting_message: str | None = None
     disruption_reason: str | None = None
     unschedulable_message: str | None = None
     log_tail: str | None = None
+    gone: bool = False
+    """Deleted, and this is its last state: the operator remembers it because the job's
+    status had not recorded its attempt yet."""
 
     @property
     def terminal(self) -> bool:
@@ -72,7 +76,7 @@ class PodView:
     @property
     def live(self) -> bool:
         """Holds a slot of its queue: not finished (terminating pods still run)."""
-        return not self.terminal
+        return not self.terminal and not self.gone
 
 
 Kind = Literal["Running", "Succeeded", "Failed", "Disrupted"]
@@ -99,7 +103,7 @@ def classify(
     start_timeout_seconds: int,
 ) -> Outcome:
     """The outcome of the current attempt, given its pod (None: the pod is gone)."""
-    if pod is None:
+    if pod is None or (pod.gone and not pod.terminal):
         return Outcome(
             "Disrupted",
             reason="PodDeleted",
@@ -122,7 +126,7 @@ def classify(
                 "Failed",
                 reason="DeadlineExceeded",
                 exit_code=pod.exit_code,
-                message=pod.message or "the attempt ran past activeDeadlineSeconds",
+                message=pod.message or "the attempt ran past attemptDeadlineSeconds",
                 finished_at=finished_at,
             )
         final = pod.exit_code is not None and pod.exit_code in non_retryable_exit_codes

@@ -20,8 +20,8 @@ import datetime
 from typing import Any
 
 from conveyor.core import naming
+from conveyor.core.decisions import JobView
 from conveyor.core.effective import Effective
-from conveyor.core.lifecycle import JobView
 
 
 class TemplateError(ValueError):
@@ -79,8 +79,9 @@ def render_pod(
             container["env"] = [*(e for e in theirs if e.get("name") not in ours), *env]
 
     spec["restartPolicy"] = "Never"
-    if effective.active_deadline_seconds is not None:
-        spec["activeDeadlineSeconds"] = effective.active_deadline_seconds
+    if effective.attempt_deadline_seconds is not None:
+        # The pod's own deadline is per pod, and a pod is one attempt.
+        spec["activeDeadlineSeconds"] = effective.attempt_deadline_seconds
     if effective.priority_class_name is not None:
         spec["priorityClassName"] = effective.priority_class_name
     return {

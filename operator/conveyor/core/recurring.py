@@ -11,18 +11,25 @@ Which runs are due after an outage is `schedule.missed_runs`' business; what
 is done about a run that is due while an earlier one is still active is the
 `concurrencyPolicy`'s: Allow creates it anyway, Forbid skips it (and says so
 in an event), Replace deletes the active runs first.
+
+A person can ask for a run now (`conveyor.dev/run-now`, see `actions`): it is
+named as the schedule would name a run of that moment, labelled manual, and
+created whatever the concurrencyPolicy says (it is a person's explicit ask);
+it counts as active for the scheduled runs that follow, and it is pruned
+with the rest, but it does not move the schedule's bookkeeping.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from conveyor.api.v1alpha1 import API_VERSION, BackgroundJobStatus
-from conveyor.core import conditions, naming
-from conveyor.core.lifecycle import Event, JobView, is_terminal
+from conveyor.api.v1alpha1 import API_VERSION, BackgroundJobStatus, Condition
+from conveyor.core import actions, conditions, deprecation, naming
+from conveyor.core.decisions import Event, JobView, is_terminal
 from conveyor.core.schedule import Schedule, ScheduleError, missed_runs
 
 ON_TIME_GRACE_SECONDS = 2.0
@@ -51,6 +58,8 @@ class Run:
     name: str
     scheduled_at: datetime.datetime
     phase: str | None
+    manual_request: str | None = None
+    """For a run created by conveyor.dev/run-now: the value that asked for it."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +69,8 @@ class RecurringDecision:
     delete: list[str] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     wake_at: datetime.datetime | None = None
+    run_now: str | None = None
+    """Create a manual run at the decision's moment, for this conveyor.dev/run-now value."""
 
 
 def parse(job: JobView) -> Schedule:
@@ -71,9 +82,68 @@ def parse(job: JobView) -> Schedule:
 
 
 def step(job: JobView, runs: Sequence[Run], now: datetime.datetime) -> RecurringDecision:
+    events: list[Event] = []
+    status, run_now = _take_actions(job, runs, now, events)
+    decision = _step(dataclasses.replace(job, status=status), runs, now, events)
+    if run_now is None:
+        return decision
+    name = naming.run_name(job.name, now)
+    new_status = decision.status.model_copy(
+        update={"phase": "Running", "active": sorted({*decision.status.active, name})}
+    )
+    return dataclasses.replace(decision, status=new_status, run_now=run_now)
+
+
+def _take_actions(
+    job: JobView, runs: Sequence[Run], now: datetime.datetime, events: list[Event]
+) -> tuple[BackgroundJobStatus, str | None]:
+    """The annotations a person asked with (`actions`): run-now creates a run at once; the
+    others are about jobs that run, which a recurring job is not. Returns the status with
+    the values taken, and the run-now value to create a run for."""
+    taken: dict[str, str] = {}
+    run_now = None
+    asked = actions.RUN_NOW.asked(job.annotations, job.status)
+    if asked is not None:
+        taken[actions.RUN_NOW.status_field] = asked
+        how = actions.RUN_NOW.how(asked)
+        name = naming.run_name(job.name, now)
+        if any(run.manual_request == asked for run in runs):
+            pass  # created already, its status not written then (a failed write, a restart)
+        elif any(run.name == name for run in runs):
+            events.append(
+                Event("Normal", "RunNowIgnored", f"{how} ignored: run {name} exists already")
+            )
+        else:
+            run_now = asked
+            events.append(
+                Event(
+                    "Normal",
+                    "RunNow",
+                    f"created run {name} now ({how}), labelled {naming.LABEL_MANUAL}=true",
+                )
+            )
+    for action in (actions.PROMOTE, actions.CANCEL):
+        asked = action.asked(job.annotations, job.status)
+        if asked is None:
+            continue
+        taken[action.status_field] = asked
+        events.append(
+            Event(
+                "Normal",
+                f"{action.name.capitalize()}Ignored",
+                f"{action.how(asked)} ignored: "
+                f"{actions.refusal(action, job.status.phase, recurring=True)} "
+                f"(kubectl get bgj -l {naming.LABEL_PARENT}={job.name})",
+            )
+        )
+    return job.status.model_copy(update=taken), run_now
+
+
+def _step(
+    job: JobView, runs: Sequence[Run], now: datetime.datetime, events: list[Event]
+) -> RecurringDecision:
     spec = job.spec
     status = job.status
-    events: list[Event] = []
     conds = list(status.conditions)
     try:
         schedule = parse(job)
@@ -95,10 +165,12 @@ def step(job: JobView, runs: Sequence[Run], now: datetime.datetime) -> Recurring
         )
         return RecurringDecision(status=new, events=events)
     conds = conditions.remove(conds, "InvalidSpec")
+    conds = _note_deprecations(conds, job, now, events)
 
     active = sorted((r for r in runs if not is_terminal(r.phase)), key=lambda r: r.scheduled_at)
     last = status.last_schedule_time
-    newest_run = max((r.scheduled_at for r in runs), default=None)
+    # Manual runs are not the schedule's: they say nothing of which scheduled runs were made.
+    newest_run = max((r.scheduled_at for r in runs if r.manual_request is None), default=None)
     if newest_run is not None and (last is None or newest_run > last):
         last = newest_run  # a run created just before a restart, never recorded
 
@@ -171,10 +243,12 @@ def step(job: JobView, runs: Sequence[Run], now: datetime.datetime) -> Recurring
     )
     new_status = status.model_copy(
         update={
-            "phase": "Running" if active_names else "Pending",
+            # like a CronJob: Running while a run is active, Scheduled between runs
+            "phase": "Running" if active_names else "Scheduled",
             "last_schedule_time": last,
             "next_schedule_time": next_time,
             "active": active_names,
+            "active_count": len(active_names),
             "conditions": conds,
             "observed_generation": job.generation,
             "attempts_summary": None,
@@ -187,6 +261,17 @@ def step(job: JobView, runs: Sequence[Run], now: datetime.datetime) -> Recurring
         events=events,
         wake_at=None if spec.suspend else next_time,
     )
+
+
+def _note_deprecations(
+    conds: list[Condition], job: JobView, now: datetime.datetime, events: list[Event]
+) -> list[Condition]:
+    """A Deprecated condition while the spec uses a deprecated field (its runs inherit the
+    field, and each says so too); a Warning event when it appears."""
+    message = deprecation.in_job(job.spec)
+    if message is not None and not conditions.is_true(conds, deprecation.CONDITION):
+        events.append(Event("Warning", deprecation.REASON, message))
+    return deprecation.with_condition(conds, message, now=now, generation=job.generation)
 
 
 def schedule_last_due(
@@ -211,18 +296,29 @@ def _pruned(runs: Sequence[Run], keep_succeeded: int, keep_failed: int) -> list[
 
 
 def render_run(
-    job: JobView, *, uid: str, raw_spec: dict[str, Any], scheduled_at: datetime.datetime
+    job: JobView,
+    *,
+    uid: str,
+    raw_spec: dict[str, Any],
+    scheduled_at: datetime.datetime,
+    manual_request: str | None = None,
 ) -> dict[str, Any]:
-    """The child BackgroundJob of the run at `scheduled_at`."""
+    """The child BackgroundJob of the run at `scheduled_at`; a manual one (conveyor.dev/run-now
+    asked for it with `manual_request`) is labelled so."""
     spec = {k: v for k, v in raw_spec.items() if k not in RECURRING_ONLY_FIELDS}
+    labels = {naming.LABEL_PARENT: job.name}
+    annotations = {naming.ANNOTATION_SCHEDULED_AT: naming.format_time(scheduled_at)}
+    if manual_request is not None:
+        labels[naming.LABEL_MANUAL] = "true"
+        annotations[naming.ANNOTATION_MANUAL_RUN] = manual_request
     return {
         "apiVersion": API_VERSION,
         "kind": "BackgroundJob",
         "metadata": {
             "name": naming.run_name(job.name, scheduled_at),
             "namespace": job.namespace,
-            "labels": {naming.LABEL_PARENT: job.name},
-            "annotations": {naming.ANNOTATION_SCHEDULED_AT: naming.format_time(scheduled_at)},
+            "labels": labels,
+            "annotations": annotations,
             "ownerReferences": [naming.owned_by_job(job.name, uid)],
         },
         "spec": spec,

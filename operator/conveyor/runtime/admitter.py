@@ -46,9 +46,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from conveyor.core import admission, lifecycle, naming, podspec
+from conveyor.core import admission, naming, podspec, starting
 from conveyor.core.effective import Effective
-from conveyor.runtime import kube, metrics
+from conveyor.runtime import kube, kube_errors, metrics
 from conveyor.runtime.cache import Cache
 from conveyor.runtime.records import JobRecord, PodRecord
 from conveyor.runtime.workqueue import Key, Kind, Priority, WorkQueue, retry_delay
@@ -180,7 +180,7 @@ class Admitter:
         except podspec.TemplateError as error:
             self.withdraw(record.namespace, record.name)
             return Refusal(f"the pod template cannot be used: {error}")
-        except kube.ApiError as error:
+        except kube_errors.ApiError as error:
             if error.status in (400, 422):
                 self.withdraw(record.namespace, record.name)
                 return Refusal(f"the API server refused the attempt's pod: {error.message}")
@@ -232,13 +232,13 @@ class Admitter:
         try:
             created = await self._api.create_pod(namespace, body)
             return created, self._clock()
-        except kube.ConflictError as conflict:
+        except kube_errors.ConflictError as conflict:
             # Created before a restart, or by another operator, and not yet shown by the
             # watch: read it, so that its slot and its attempt count now.
             log.info("pod %s/%s exists already: adopting it", namespace, name)
             existing = await self._api.read_pod(namespace, name)
             if existing is None:
-                raise kube.ConflictError(f"pod {name} existed, then went") from conflict
+                raise kube_errors.ConflictError(f"pod {name} existed, then went") from conflict
             return existing, None
 
     # ------------------------------------------------------------ the controller's side
@@ -356,6 +356,6 @@ def _count_start(record: JobRecord, attempt: int, created: datetime.datetime) ->
     metrics.ATTEMPTS_STARTED.labels(record.namespace, record.queue).inc()
     if attempt == 1:
         view = record.view()
-        since = max(record.created_at, lifecycle.first_start_at(view) or record.created_at)
+        since = max(record.created_at, starting.first_start_at(view) or record.created_at)
         waited = (created - since).total_seconds()
         metrics.ADMISSION_WAIT.labels(record.namespace, record.queue).observe(max(waited, 0.0))

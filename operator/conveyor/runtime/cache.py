@@ -15,6 +15,12 @@ before its watch event arrives, through two explicit overlays:
 - `created_pod`: a pod the operator created, kept until the watch shows it,
   so that the next look at the job sees its attempt's pod.
 
+A pod deleted before its job's status recorded its attempt (its status
+write was refused, say, while someone deleted its pods) is remembered as
+*gone* until the status records it, so that the attempt is counted as lost
+rather than run again under the same number. Memory is all that keeps it:
+an operator restarted in that window cannot know the attempt ever ran.
+
 Each change of a job as the controller sees it (from a watch event or from
 an overlay) is also counted in the queues' tallies, and told to the
 listener (the controller) with the record before and after.
@@ -144,6 +150,8 @@ class Cache:
         self._listener: Listener | None = None
         self._written: dict[tuple[str, str], _Written] = {}
         self._created: dict[tuple[str, str], dict[int, PodRecord]] = {}
+        self._gone: dict[tuple[str, str], dict[int, PodRecord]] = {}
+        """Pods deleted before their attempt was recorded, by job and attempt."""
         self._tally = tally.Tally()
         self.priority_values: Mapping[str, int] = _PriorityClasses(self.priority_classes)
 
@@ -186,6 +194,14 @@ class Cache:
         pods = {pod.view.attempt: pod for pod in _records(self.pods.index.values(key), PodRecord)}
         for attempt, pod in self._created.get(job.key, {}).items():
             pods.setdefault(attempt, pod)
+        gone = self._gone.get(job.key)
+        if gone:
+            for attempt in [a for a in gone if a <= job.status.attempts]:
+                del gone[attempt]  # recorded now
+            for attempt, pod in gone.items():
+                pods.setdefault(attempt, pod)
+            if not gone:
+                del self._gone[job.key]
         return pods
 
     def pods_of_queue(self, namespace: str, queue: str) -> list[PodRecord]:
@@ -238,6 +254,8 @@ class Cache:
     def _job_event(self, old: JobRecord | None, new: JobRecord | None) -> None:
         record = new or old
         assert record is not None
+        if new is None:
+            self._gone.pop(record.key, None)
         written = self._written.get(record.key)
         before = None if old is None else self._overlaid(old)
         echo = new is not None and written is not None and new.resource_version in written.versions
@@ -258,6 +276,11 @@ class Cache:
             created.pop(record.view.attempt, None)
             if not created:
                 del self._created[(record.namespace, record.job)]
+        if new is None:
+            job = self.job(record.namespace, record.job)
+            if job is not None and job.status.attempts < record.view.attempt:
+                gone = dataclasses.replace(record, view=dataclasses.replace(record.view, gone=True))
+                self._gone.setdefault(job.key, {})[record.view.attempt] = gone
         if self._listener is not None:
             self._listener.pod_changed(old, new)
 

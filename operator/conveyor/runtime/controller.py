@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 from prometheus_client import Counter
 
-from conveyor.runtime import events, kube, metrics
+from conveyor.runtime import events, kube, kube_errors, metrics
 from conveyor.runtime.admitter import Admitter
 from conveyor.runtime.cache import Cache
 from conveyor.runtime.job_reconciler import JobReconciler, subject, write_status
@@ -60,12 +60,14 @@ class Controller:
         workers: int = 16,
         clock: Callable[[], datetime.datetime] = utcnow,
         identity: str = "conveyor",
+        quiet_events: frozenset[str] = frozenset(),
     ) -> None:
-        """`identity`: this operator's release, written on its pods (see `rivals`)."""
+        """`identity`: this operator's release, written on its pods (see `rivals`);
+        `quiet_events`: reasons of events not to post (see `events`)."""
         self.cache = cache
         self.clock = clock
         self.work = WorkQueue(self._dispatch, workers=workers, clock=clock)
-        self.recorder = events.EventRecorder(api, clock=clock)
+        self.recorder = events.EventRecorder(api, clock=clock, quiet=quiet_events)
         self.rivals = Rivals(identity, clock=clock)
         self.admitter = Admitter(api, cache, self.work, clock=clock, identity=identity)
         self.jobs = JobReconciler(api, cache, self.admitter, self.recorder, clock=clock)
@@ -167,12 +169,12 @@ class Controller:
         counted = _COUNTED[key.kind]
         try:
             wake_at = await self._reconcile(key)
-        except kube.FencedError:
+        except kube_errors.FencedError:
             # No longer the leader: this controller is being stopped, and the next term's
             # begins by looking at everything again.
             log.debug("%s: not written, not the leader", key)
             wake_at = None
-        except kube.NamespaceTerminatingError:
+        except kube_errors.NamespaceTerminatingError:
             # Its namespace is being deleted, and everything in it with it: nothing to do.
             log.info("%s: its namespace is being deleted; leaving it", key)
             wake_at = None

@@ -23,6 +23,7 @@ import asyncio
 import collections
 import contextlib
 import copy
+import dataclasses
 import datetime
 import functools
 import itertools
@@ -30,8 +31,11 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import pydantic
+
+from conveyor.api import v1alpha1
 from conveyor.core import naming
-from conveyor.runtime import kube
+from conveyor.runtime import kube, kube_errors
 from conveyor.runtime.cache import Cache, Resource
 
 Body = dict[str, Any]
@@ -121,12 +125,29 @@ class FakeKubeApi:
 
     async def patch_queue_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         await self._enter("patch_queue_status", namespace, name, status)
-        with contextlib.suppress(kube.NotFoundError):
+        with contextlib.suppress(kube_errors.NotFoundError):
             self._patch_status(Resource.QUEUES, namespace, name, status)
 
     async def post_event(self, event: kube.EventBody) -> None:
         await self._enter("post_event", event.namespace, event.object_name)
+        if any((e.namespace, e.name) == (event.namespace, event.name) for e in self.events):
+            raise kube_errors.ConflictError(f"events {event.name!r} already exists")
         self.events.append(event)
+
+    async def patch_event(self, repeat: kube.EventRepeat) -> None:
+        """Counts a repeat into the Event it names (in place: the list keeps post order)."""
+        await self._enter("patch_event", repeat.namespace, repeat.name)
+        for i, event in enumerate(self.events):
+            if (event.namespace, event.name) == (repeat.namespace, repeat.name):
+                self.events[i] = dataclasses.replace(
+                    event,
+                    count=repeat.count,
+                    message=repeat.message,
+                    at=repeat.at,
+                    first_at=event.first_at or event.at,
+                )
+                return
+        raise kube_errors.NotFoundError(f"events {repeat.name!r} not found")
 
     # ------------------------------------------------------------ the test's side
 
@@ -181,15 +202,24 @@ class FakeKubeApi:
         return self.set_pod(namespace, name, {"phase": "Running"})
 
     def finish_pod(
-        self, namespace: str, name: str, *, exit_code: int = 0, reason: str | None = None
+        self,
+        namespace: str,
+        name: str,
+        *,
+        exit_code: int = 0,
+        reason: str | None = None,
+        message: str | None = None,
     ) -> Body:
-        """The pod's one container exited with `exit_code`."""
+        """The pod's one container exited with `exit_code`, having written `message` to its
+        termination log."""
         finished = naming.format_time(self.clock())
         terminated = {
             "exitCode": exit_code,
             "reason": reason or ("Completed" if exit_code == 0 else "Error"),
             "finishedAt": finished,
         }
+        if message is not None:
+            terminated["message"] = message
         return self.set_pod(
             namespace,
             name,
@@ -266,7 +296,7 @@ class FakeKubeApi:
         meta = body.setdefault("metadata", {})
         key = (namespace, meta["name"])
         if key in self._objects[resource]:
-            raise kube.ConflictError(f"{resource.value} {key} already exists")
+            raise kube_errors.ConflictError(f"{resource.value} {key} already exists")
         meta.update(
             namespace=namespace,
             uid=f"uid-{next(self._uids)}",
@@ -278,14 +308,16 @@ class FakeKubeApi:
     def _get(self, resource: Resource, namespace: str, name: str) -> Body:
         body = self._objects[resource].get((namespace, name))
         if body is None:
-            raise kube.NotFoundError(f"{resource.value} {namespace}/{name} not found")
+            raise kube_errors.NotFoundError(f"{resource.value} {namespace}/{name} not found")
         return body
 
     def _patch_status(
         self, resource: Resource, namespace: str, name: str, status: Mapping[str, Any]
     ) -> Body:
         body = self._get(resource, namespace, name)
-        body["status"] = merge_patch(body.get("status") or {}, status)
+        merged = merge_patch(body.get("status") or {}, status)
+        _check_status(resource, merged)
+        body["status"] = merged
         return self._changed(resource, body)
 
     def _changed(self, resource: Resource, body: Body) -> Body:
@@ -334,6 +366,28 @@ class FakeKubeApi:
                 store.apply(body, deleted=deleted)
             else:
                 loop.call_soon(functools.partial(store.apply, body, deleted=deleted))
+
+
+_STATUS_MODELS: dict[Resource, type[pydantic.BaseModel]] = {
+    Resource.JOBS: v1alpha1.BackgroundJobStatus,
+    Resource.QUEUES: v1alpha1.JobQueueStatus,
+}
+
+
+def _check_status(resource: Resource, status: Mapping[str, Any]) -> None:
+    """What the API server's schema would refuse in a status write (422): here, the status
+    models' own rules (conditions with reason, message and lastTransitionTime) and one
+    condition per type (the list-map's key)."""
+    model = _STATUS_MODELS.get(resource)
+    if model is None:
+        return
+    try:
+        model.model_validate(status)
+    except pydantic.ValidationError as error:
+        raise kube_errors.ApiError(422, f"status is invalid: {error}") from error
+    types = [c.get("type") for c in status.get("conditions") or []]
+    if len(types) != len(set(types)):
+        raise kube_errors.ApiError(422, f"status.conditions: Duplicate value: types {types}")
 
 
 def merge_patch(target: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:

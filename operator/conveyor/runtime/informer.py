@@ -50,7 +50,7 @@ def relist_delay(failures: int) -> float:
         strategy="Exponential",
         initial=1.0,
         multiplier=2.0,
-        maximum=30.0,
+        maximum=10.0,
         jitter=0.2,
         failures=failures,
     )
@@ -154,6 +154,12 @@ class Informer:
                 delay = relist_delay(failures)
                 log.warning("%s: %s; listing again in %.1f s", self.name, self.last_error, delay)
                 await asyncio.sleep(delay)
+
+    def recheck(self) -> None:
+        """Watch anew now: the API server checks a watch's permission when it begins, so a
+        watch begun before the operator's RBAC was revoked goes on streaming; the next one
+        is refused, and the informer is then stale until it can list again."""
+        self._cut_streams()
 
     def _cut_streams(self) -> None:
         for response in list(self._responses):

@@ -24,10 +24,10 @@ import logging
 from collections.abc import Callable, Mapping
 
 from conveyor.api.v1alpha1 import BackgroundJobStatus
-from conveyor.core import dependencies, lifecycle
+from conveyor.core import attempts, decisions, dependencies, lifecycle
 from conveyor.core.effective import Effective, resolve
 from conveyor.core.outcome import PodView
-from conveyor.runtime import events, kube, metrics
+from conveyor.runtime import events, kube, kube_errors, metrics
 from conveyor.runtime.admitter import Admitter, Refusal
 from conveyor.runtime.cache import Cache
 from conveyor.runtime.records import JobRecord, PodRecord, resource_version
@@ -48,7 +48,7 @@ async def write_status(
     body = status.model_dump(by_alias=True, mode="json")
     try:
         patched = await api.patch_job_status(record.namespace, record.name, body)
-    except kube.NotFoundError:
+    except kube_errors.NotFoundError:
         return None
     return cache.wrote_status(record, status, resource_version(patched.get("metadata") or {}))
 
@@ -91,7 +91,7 @@ class JobReconciler:
             self._admitter.offer(record, effective)
             if not self._admitter.may_write_queued(record):
                 return None  # its first pass decides whether it waits at all
-        elif not any(isinstance(a, lifecycle.CreatePod) for a in decision.actions):
+        elif not any(isinstance(a, decisions.CreatePod) for a in decision.actions):
             self._admitter.withdraw(record.namespace, record.name)
         return await self._carry_out(record, decision, effective)
 
@@ -115,7 +115,7 @@ class JobReconciler:
         pods: Mapping[int, PodRecord],
         *,
         admit: bool,
-    ) -> lifecycle.Surroundings:
+    ) -> decisions.Surroundings:
         namespace = record.namespace
         deps: dict[str, str | None] = {}
         for dep in record.depends_on:
@@ -129,7 +129,7 @@ class JobReconciler:
                 return found.depends_on if found is not None else []
 
             cycle = dependencies.find_cycle(record.name, edges)
-        return lifecycle.Surroundings(
+        return decisions.Surroundings(
             now=self._clock(),
             effective=effective,
             queue_exists=not record.queue or self._cache.queue(namespace, record.queue) is not None,
@@ -158,7 +158,7 @@ class JobReconciler:
             pod.view.name,
             pod.failing_container,
             LOG_TAIL_LINES,
-            lifecycle.LOG_TAIL_BYTES * 2,
+            attempts.LOG_TAIL_BYTES * 2,
         )
         self._log_tails[key] = tail or ""
 
@@ -166,7 +166,7 @@ class JobReconciler:
 
     def _refused(
         self, record: JobRecord, effective: Effective, refusal: Refusal
-    ) -> lifecycle.Decision:
+    ) -> decisions.Decision:
         """What a pod refused for the job's own fault makes of the job."""
         if refusal.forbidden:
             return lifecycle.fail(
@@ -181,21 +181,21 @@ class JobReconciler:
         )
 
     async def _carry_out(
-        self, record: JobRecord, decision: lifecycle.Decision, effective: Effective | None
+        self, record: JobRecord, decision: decisions.Decision, effective: Effective | None
     ) -> datetime.datetime | None:
         namespace, name = record.namespace, record.name
         delete_job = False
         for action in decision.actions:
-            if isinstance(action, lifecycle.CreatePod):
+            if isinstance(action, decisions.CreatePod):
                 assert effective is not None
                 refused = await self._admitter.start(record, action.attempt, effective)
                 if refused is not None:
                     return await self._carry_out(
                         record, self._refused(record, effective, refused), effective
                     )
-            elif isinstance(action, lifecycle.DeletePod):
+            elif isinstance(action, decisions.DeletePod):
                 await self._api.delete_pod(namespace, action.name)
-            elif isinstance(action, lifecycle.DeleteJob):
+            elif isinstance(action, decisions.DeleteJob):
                 delete_job = True  # after its final status and events are written
         if decision.status != record.status:
             if await write_status(self._api, self._cache, record, decision.status) is None:
@@ -233,5 +233,5 @@ def _count_transition(record: JobRecord, new: BackgroundJobStatus) -> None:
             metrics.ATTEMPT_DURATION.labels(record.namespace, record.queue, result).observe(
                 max(ran, 0.0)
             )
-    if new.phase != old.phase and lifecycle.is_terminal(new.phase):
+    if new.phase != old.phase and decisions.is_terminal(new.phase):
         metrics.JOBS_FINISHED.labels(record.namespace, record.queue, new.phase).inc()

@@ -10,7 +10,8 @@ fails is counted by verb, resource and status (`metrics.api_error`).
 `KubeApi` is the Protocol the controller depends on; `ClientKubeApi` is the
 real thing, and `fake_kube.FakeKubeApi` an in-memory one for the controller's
 unit tests (as httpx's MockTransport stands in for its transport). Nothing
-patches the client.
+patches the client. Both raise the refusals of `kube_errors`, which says
+what each means.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import functools
 import json
 import logging
 import os
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -35,26 +35,10 @@ from kubernetes.client.exceptions import ApiException
 
 from conveyor.api.v1alpha1 import GROUP, VERSION
 from conveyor.core import naming
-from conveyor.runtime import metrics
+from conveyor.runtime import kube_errors, metrics
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-class ConflictError(Exception):
-    """The object already exists (409)."""
-
-    status = 409
-
-
-class NotFoundError(Exception):
-    """The object does not exist (404)."""
-
-    status = 404
-
-
-class FencedError(Exception):
-    """Not sent: this replica may not write now (it is not, or no longer surely, the leader)."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +52,20 @@ class EventBody:
     uid: str
     type: str
     reason: str
+    message: str
+    at: datetime.datetime
+    count: int = 1
+    first_at: datetime.datetime | None = None
+    """Set when a repeated event is posted anew (its earlier object gone): the first time."""
+
+
+@dataclass(frozen=True)
+class EventRepeat:
+    """An Event that happened again: its count, latest time and (latest) message."""
+
+    name: str
+    namespace: str
+    count: int
     message: str
     at: datetime.datetime
 
@@ -88,75 +86,7 @@ class KubeApi(Protocol):
         self, namespace: str, name: str, status: dict[str, Any]
     ) -> None: ...
     async def post_event(self, event: EventBody) -> None: ...
-
-
-class ApiError(Exception):
-    """Any other refusal, with the API server's own message."""
-
-    def __init__(self, status: int | None, message: str) -> None:
-        super().__init__(f"{status}: {message}")
-        self.status = status
-        self.message = message
-
-    @property
-    def refused_by_policy(self) -> bool:
-        """A 403 from an admission plugin or webhook (PodSecurity, LimitRanger, a policy
-        engine): the object's own fault. Not a 403 of the operator's permissions (RBAC), nor
-        of a full ResourceQuota, which pass."""
-        return (
-            self.status == 403
-            and _RBAC_REFUSAL.search(self.message) is None
-            and "exceeded quota" not in self.message
-        )
-
-
-class NamespaceTerminatingError(Exception):
-    """The namespace is being deleted: nothing new can be created there, nor needs to be."""
-
-
-_RBAC_REFUSAL = re.compile(r'(User|ServiceAccount) "[^"]*" cannot ')
-
-
-def _translate(error: ApiException) -> Exception:
-    if error.status == 409:
-        return ConflictError(str(error.reason))
-    if error.status == 404:
-        return NotFoundError(str(error.reason))
-    status = _status(error)
-    message = str(status.get("message") or error.reason)
-    causes = [
-        c.get("reason") or c.get("type") for c in (status.get("details") or {}).get("causes") or []
-    ]
-    if error.status == 403 and (
-        "NamespaceTerminating" in causes or "because it is being terminated" in message
-    ):
-        return NamespaceTerminatingError(message)
-    return ApiError(error.status, message)
-
-
-def _status(error: ApiException) -> dict[str, Any]:
-    """The Status object the API server sent, if it sent one."""
-    try:
-        status = json.loads(error.body or "")
-    except (TypeError, ValueError):
-        return {}
-    return status if isinstance(status, dict) else {}
-
-
-def _fields(error: pydantic.ValidationError) -> str:
-    """The client's validation errors of a body, as the API server would name the fields."""
-    parts = []
-    for item in error.errors()[:5]:
-        where = ""
-        for step in item["loc"][1:] if item["loc"][:1] == ("body",) else item["loc"]:
-            where += f"[{step}]" if isinstance(step, int) else f".{step}"
-        parts.append(f"{where.lstrip('.')}: {item['msg']}")
-    return "; ".join(parts)
-
-
-def api_message(error: ApiException) -> str:
-    """The message of the Status the API server sent, else the HTTP reason."""
-    return str(_status(error).get("message") or error.reason)
+    async def patch_event(self, repeat: EventRepeat) -> None: ...
 
 
 Request = tuple[str, str]
@@ -170,6 +100,7 @@ DELETE_JOB: Request = ("delete", "backgroundjobs")
 CREATE_JOB: Request = ("create", "backgroundjobs")
 PATCH_QUEUE_STATUS: Request = ("patch", "jobqueues/status")
 CREATE_EVENT: Request = ("create", "events")
+PATCH_EVENT: Request = ("patch", "events")
 
 
 class ClientKubeApi:
@@ -201,6 +132,9 @@ class ClientKubeApi:
         self._instance = reporting_instance or os.environ.get("POD_NAME") or "conveyor"
         self.fence = fence
         """Asked right before every write leaves the process: may this replica write?"""
+        self.on_forbidden: Callable[[str], None] | None = None
+        """Told the resource (`pods`, `backgroundjobs`, ...) of a request RBAC refused: the
+        operator's permissions changed, and its watch of that resource may not know yet."""
 
     @property
     def client(self) -> kubernetes.client.ApiClient:
@@ -220,7 +154,16 @@ class ClientKubeApi:
         except ApiException as error:
             if request is not None:
                 metrics.api_error(*request, error.status)
-            raise _translate(error) from error
+            translated = kube_errors.translate(error)
+            if (
+                request is not None
+                and self.on_forbidden is not None
+                and isinstance(translated, kube_errors.ApiError)
+                and translated.status == 403
+                and not translated.refused_by_policy
+            ):
+                self.on_forbidden(request[1].partition("/")[0])
+            raise translated from error
         except (urllib3.exceptions.HTTPError, OSError):
             if request is not None:
                 metrics.api_error(*request, None)
@@ -242,7 +185,7 @@ class ClientKubeApi:
 
         def call() -> dict[str, Any]:
             if fence is not None and not fence():
-                raise FencedError(f"{getattr(fn, '__name__', fn)}: not the leader")
+                raise kube_errors.FencedError(f"{getattr(fn, '__name__', fn)}: not the leader")
             response = fn(*args, _preload_content=False, **kwargs)
             try:
                 data: dict[str, Any] = json.loads(response.data)
@@ -265,18 +208,20 @@ class ClientKubeApi:
                 field_validation="Strict",
             )
         except pydantic.ValidationError as error:
-            raise ApiError(422, f"the pod is invalid: {_fields(error)}") from error
+            raise kube_errors.ApiError(
+                422, f"the pod is invalid: {kube_errors.field_errors(error)}"
+            ) from error
 
     async def read_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
             return await self._call_json(
                 GET_POD, self._core.read_namespaced_pod, name, namespace, write=False
             )
-        except NotFoundError:
+        except kube_errors.NotFoundError:
             return None
 
     async def delete_pod(self, namespace: str, name: str) -> None:
-        with contextlib.suppress(NotFoundError):
+        with contextlib.suppress(kube_errors.NotFoundError):
             await self._call_json(
                 DELETE_POD,
                 self._core.delete_namespaced_pod,
@@ -298,7 +243,7 @@ class ClientKubeApi:
                 tail_lines=lines,
                 limit_bytes=limit_bytes,
             )
-        except (NotFoundError, ApiError) as error:
+        except (kube_errors.NotFoundError, kube_errors.ApiError) as error:
             log.debug("no log for %s/%s: %s", namespace, pod, error)
             return None
         return text
@@ -318,7 +263,7 @@ class ClientKubeApi:
         )
 
     async def delete_job(self, namespace: str, name: str) -> None:
-        with contextlib.suppress(NotFoundError):
+        with contextlib.suppress(kube_errors.NotFoundError):
             await self._call_json(
                 DELETE_JOB,
                 self._custom.delete_namespaced_custom_object,
@@ -342,7 +287,7 @@ class ClientKubeApi:
         )
 
     async def patch_queue_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
-        with contextlib.suppress(NotFoundError):
+        with contextlib.suppress(kube_errors.NotFoundError):
             await self._call_json(
                 PATCH_QUEUE_STATUS,
                 self._custom.patch_namespaced_custom_object_status,
@@ -355,7 +300,7 @@ class ClientKubeApi:
             )
 
     async def post_event(self, event: EventBody) -> None:
-        stamp = event.at.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        stamp = _event_time(event.at)
         body = {
             "apiVersion": "v1",
             "kind": "Event",
@@ -373,10 +318,24 @@ class ClientKubeApi:
             "source": {"component": naming.MANAGED_BY},
             "reportingComponent": f"{GROUP}/operator",
             "reportingInstance": self._instance,
-            "firstTimestamp": stamp,
+            "firstTimestamp": _event_time(event.first_at or event.at),
             "lastTimestamp": stamp,
-            "count": 1,
+            "count": event.count,
         }
         await self._call_json(
             CREATE_EVENT, self._core.create_namespaced_event, event.namespace, body
         )
+
+    async def patch_event(self, repeat: EventRepeat) -> None:
+        body = {
+            "count": repeat.count,
+            "lastTimestamp": _event_time(repeat.at),
+            "message": repeat.message[:1024],
+        }
+        await self._call_json(
+            PATCH_EVENT, self._core.patch_namespaced_event, repeat.name, repeat.namespace, body
+        )
+
+
+def _event_time(moment: datetime.datetime) -> str:
+    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

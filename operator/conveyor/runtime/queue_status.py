@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Literal
 
 from conveyor.api.v1alpha1 import Condition, JobQueueStatus
-from conveyor.core import conditions
+from conveyor.core import conditions, deprecation
 from conveyor.runtime import kube
 from conveyor.runtime.admitter import Admitter
 from conveyor.runtime.cache import Cache
@@ -69,19 +69,24 @@ class QueueStatusWriter:
             succeeded=counts.get("Succeeded", 0),
             failed=counts.get("Failed", 0),
             oldest_pending_seconds=int((now - oldest).total_seconds()) if oldest else None,
-            conditions=self._conflict(
-                conditions.set_condition(
-                    record.status.conditions,
-                    "Ready",
-                    ready[0],
-                    reason=ready[1],
-                    message=ready[2],
-                    now=now,
-                    generation=record.generation,
+            conditions=deprecation.with_condition(
+                self._conflict(
+                    conditions.set_condition(
+                        record.status.conditions,
+                        "Ready",
+                        ready[0],
+                        reason=ready[1],
+                        message=ready[2],
+                        now=now,
+                        generation=record.generation,
+                    ),
+                    namespace,
+                    now,
+                    record.generation,
                 ),
-                namespace,
-                now,
-                record.generation,
+                deprecation.in_defaults(record.spec.defaults) if record.spec else None,
+                now=now,
+                generation=record.generation,
             ),
             observed_generation=record.generation,
         )

@@ -26,7 +26,7 @@ from conveyor.api.v1alpha1 import (
     JobQueueStatus,
 )
 from conveyor.core import naming
-from conveyor.core.lifecycle import JobView
+from conveyor.core.decisions import JobView
 from conveyor.core.outcome import PodView
 
 EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)

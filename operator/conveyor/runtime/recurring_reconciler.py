@@ -20,10 +20,11 @@ from __future__ import annotations
 import datetime
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from conveyor.api.v1alpha1 import BackgroundJobStatus
 from conveyor.core import naming, recurring
-from conveyor.runtime import events, kube
+from conveyor.runtime import events, kube, kube_errors
 from conveyor.runtime.cache import Cache
 from conveyor.runtime.records import JobRecord
 
@@ -62,10 +63,17 @@ class RecurringReconciler:
             body = recurring.render_run(
                 view, uid=record.uid, raw_spec=dict(record.raw_spec), scheduled_at=moment
             )
-            try:
-                await self._api.create_job(record.namespace, body)
-            except kube.ConflictError:
-                log.info("run %s exists already", body["metadata"]["name"])
+            await self._create_run(body)
+        if decision.run_now is not None:
+            await self._create_run(
+                recurring.render_run(
+                    view,
+                    uid=record.uid,
+                    raw_spec=dict(record.raw_spec),
+                    scheduled_at=self._clock(),
+                    manual_request=decision.run_now,
+                )
+            )
         for name in decision.delete:
             await self._api.delete_job(record.namespace, name)
         if decision.status != record.status:
@@ -75,6 +83,12 @@ class RecurringReconciler:
             decision.events,
         )
         return decision.wake_at
+
+    async def _create_run(self, body: dict[str, Any]) -> None:
+        try:
+            await self._api.create_job(body["metadata"]["namespace"], body)
+        except kube_errors.ConflictError:
+            log.info("run %s exists already", body["metadata"]["name"])
 
     def _children(self, record: JobRecord) -> list[JobRecord]:
         """The job's runs: its children by label that it owns."""
@@ -93,5 +107,8 @@ class RecurringReconciler:
 def _run(child: JobRecord) -> recurring.Run:
     scheduled = naming.parse_time(child.annotations.get(naming.ANNOTATION_SCHEDULED_AT))
     return recurring.Run(
-        name=child.name, scheduled_at=scheduled or child.created_at, phase=child.status.phase
+        name=child.name,
+        scheduled_at=scheduled or child.created_at,
+        phase=child.status.phase,
+        manual_request=child.annotations.get(naming.ANNOTATION_MANUAL_RUN),
     )

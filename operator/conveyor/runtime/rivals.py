@@ -23,7 +23,7 @@ import datetime
 import logging
 from collections.abc import Callable
 
-from conveyor.core import lifecycle
+from conveyor.core import decisions
 from conveyor.runtime import metrics
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ class Rivals:
         self._seen: dict[tuple[str, str], datetime.datetime] = {}
         self._reported: dict[tuple[str, str], datetime.datetime] = {}
 
-    def saw_pod(self, namespace: str, creator: str | None) -> lifecycle.Event | None:
+    def saw_pod(self, namespace: str, creator: str | None) -> decisions.Event | None:
         """A pod newly seen in `namespace`, created by `creator`. Returns the event to post
         about its job if another operator made it and was not reported lately."""
         if not creator or creator == self.identity:
@@ -59,7 +59,7 @@ class Rivals:
             "limits cannot hold. Uninstall one, or give them disjoint watchNamespaces."
         )
         log.warning("%s", message)
-        return lifecycle.Event("Warning", "AnotherOperator", message)
+        return decisions.Event("Warning", "AnotherOperator", message)
 
     def active(self, namespace: str) -> list[str]:
         """The other operators seen acting in `namespace` within ACTIVE_FOR, by name."""

@@ -101,6 +101,12 @@ class Watches:
         for informer in self.informers:
             informer.start()
 
+    def recheck(self, resource: str) -> None:
+        """A request about `resource` was forbidden: its watches begin again, and find out."""
+        for informer in self.informers:
+            if informer.resource == resource:
+                informer.recheck()
+
     async def wait_synced(self) -> None:
         """Until every informer has listed once."""
         loop = asyncio.get_running_loop()

@@ -54,6 +54,7 @@ import enum
 import heapq
 import itertools
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import NamedTuple
@@ -303,9 +304,14 @@ class WorkQueue:
                 await asyncio.wait_for(self._timers_changed.wait(), timeout)
 
 
+_QUOTED = re.compile(r'"[^"]*"')
+
+
 class FailureLog:
     """Reconcile failures, logged by kind: the first with its traceback, then once a minute
-    a line with how many more there were."""
+    a line with how many more there were. A kind is the key's kind, the error's type and
+    its message with quoted names blanked out, so that "job "j7" is forbidden" for a
+    thousand jobs is one kind."""
 
     INTERVAL = 60.0
 
@@ -314,7 +320,7 @@ class FailureLog:
         self._kinds: dict[tuple[str, str, str], tuple[float, int]] = {}
 
     def failed(self, key: Key, error: Exception, delay: float) -> None:
-        kind = (key.kind.label, type(error).__name__, str(error)[:160])
+        kind = (key.kind.label, type(error).__name__, _QUOTED.sub('"…"', str(error))[:160])
         now = self._clock()
         known = self._kinds.get(kind)
         if known is None:
