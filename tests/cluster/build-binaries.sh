@@ -8,7 +8,7 @@
 # $CONVEYOR_CACHE/bin/<component>-<version>/, and a finished build leaves a
 # `.complete` stamp, so only a fresh machine (or a new version) pays for it.
 #
-#   build-binaries.sh [all | COMPONENT...]    components: etcd helm kubernetes kwok
+#   build-binaries.sh [all | COMPONENT...]    components: etcd helm kubernetes kwok kueue (not in all)
 #
 # A cold build is long, so it says what it does wherever its output goes: a
 # `[build <elapsed>] (n/m) ...` line per component and per step, and a
