@@ -175,7 +175,10 @@ class FaultyApi:
                 if key.lower() not in HOP_HEADERS:
                     response.headers[key] = value
             await response.prepare(request)
-            async for chunk in upstream.content.iter_any():
-                await response.write(chunk)
-            await response.write_eof()
+            try:
+                async for chunk in upstream.content.iter_any():
+                    await response.write(chunk)
+                await response.write_eof()
+            except ConnectionResetError:
+                pass  # the operator closed the stream (a watch it ended): nothing to forward to
             return response
