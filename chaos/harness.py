@@ -160,9 +160,10 @@ async def create_all(kube: Kube, namespace: str, bodies: Iterable[dict[str, Any]
 
 
 FLAKY = (
-    # Roughly a third of the jobs fail their first attempt, by a hash of their name.
-    'h=$(echo "$CONVEYOR_JOB_NAME" | cksum | cut -d" " -f1); '
-    'if [ "$CONVEYOR_ATTEMPT" = 1 ] && [ $((h % 3)) = 0 ]; then exit 1; fi; sleep {sleep}'
+    # Roughly a third of the jobs fail their first attempt, by a hash of their name
+    # (md5sum: Debian's busybox-static, which the local cluster runs, has no cksum).
+    'h=$(echo "$CONVEYOR_JOB_NAME" | md5sum | cut -c1-6); '
+    'if [ "$CONVEYOR_ATTEMPT" = 1 ] && [ $((0x$h % 3)) = 0 ]; then exit 1; fi; sleep {sleep}'
 )
 
 

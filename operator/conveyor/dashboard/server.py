@@ -28,8 +28,6 @@ from conveyor.client import connection, operations
 from conveyor.dashboard import handlers
 from conveyor.dashboard.board import Board
 
-log = logging.getLogger(__name__)
-
 ACTION_HEADER = "X-Conveyor-Action"
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]", "::1"})
 

@@ -99,8 +99,3 @@ def field_errors(error: pydantic.ValidationError) -> str:
             where += f"[{step}]" if isinstance(step, int) else f".{step}"
         parts.append(f"{where.lstrip('.')}: {item['msg']}")
     return "; ".join(parts)
-
-
-def api_message(error: ApiException) -> str:
-    """The message of the Status the API server sent, else the HTTP reason."""
-    return str(_status(error).get("message") or error.reason)
