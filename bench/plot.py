@@ -1,8 +1,8 @@
 """Jobs finished over time, one line per throughput phase: a stall, a slow
 start or a long tail shows here where a table only shows the mean rate.
 
-matplotlib is a benchmark-only dependency (`pip install -e '.[bench]'`, which
-`make bench` does); without it the harness says so and writes no plot.
+matplotlib is a benchmark-only dependency (pyproject's `bench` extra, which
+`make bench` installs); without it the harness says so and writes no plot.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ def finished_over_time(results: dict[str, Any], path: Path) -> bool:
         mpl.use("Agg")
         import matplotlib.pyplot as plt  # noqa: PLC0415
     except ImportError:
-        log("no plot: matplotlib is not installed (pip install -e '.[bench]', as make bench does)")
+        log("no plot: matplotlib is not installed (make bench installs it)")
         return False
     series = {
         name: p["finished_over_time"]
