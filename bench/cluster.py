@@ -30,12 +30,12 @@ FAKE_NODE_LABEL = "bench.conveyor.dev/fake-node"
 FAKE_TAINT_KEY = "kwok.x-k8s.io/node"
 
 
-LOG_PREFIX = ["bench"]
+PROGRAM = "bench"
 """The program a line comes from: the chaos harness, which shares these helpers, sets its own."""
 
 
 def log(msg: str) -> None:
-    print(f"[{LOG_PREFIX[0]} {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+    print(f"[{PROGRAM} {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
 def binary(name: str) -> str:

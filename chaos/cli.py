@@ -24,7 +24,8 @@ import traceback
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from bench.cluster import LOG_PREFIX, STATE, Kwok, log
+import bench.cluster
+from bench.cluster import STATE, Kwok, log
 from bench.kube import Kube
 from tests.cluster.operator import ROOT, apply_crds
 
@@ -55,7 +56,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    LOG_PREFIX[0] = "chaos"
+    bench.cluster.PROGRAM = "chaos"
     chosen = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     unknown = set(chosen) - set(ALL)
     if unknown:

@@ -38,6 +38,17 @@ def cel(rule: str, message: str, field_path: str | None = None) -> JsonDict:
     return validation
 
 
+def one_attempt_deadline() -> JsonDict:
+    """The rule for a spec that takes the per-attempt deadline under both its names (the job's
+    and the queue's defaults): activeDeadlineSeconds is the deprecated one."""
+    return cel(
+        "!(has(self.attemptDeadlineSeconds) && has(self.activeDeadlineSeconds))",
+        "activeDeadlineSeconds is the deprecated name of attemptDeadlineSeconds: "
+        "give only attemptDeadlineSeconds",
+        ".activeDeadlineSeconds",
+    )
+
+
 class ApiModel(BaseModel):
     """Base of every API model: camelCase on the wire, snake_case in Python."""
 

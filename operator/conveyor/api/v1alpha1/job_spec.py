@@ -19,6 +19,7 @@ from conveyor.api.v1alpha1.base import (
     DURATION_SHAPE,
     ApiModel,
     cel,
+    one_attempt_deadline,
 )
 from conveyor.api.v1alpha1.retry import RetryPolicy
 from conveyor.api.v1alpha1.template import PodTemplate
@@ -204,12 +205,7 @@ class BackgroundJobSpec(ApiModel):
                     "schedule and every are exclusive: give one of them",
                     ".every",
                 ),
-                cel(
-                    "!(has(self.attemptDeadlineSeconds) && has(self.activeDeadlineSeconds))",
-                    "activeDeadlineSeconds is the deprecated name of attemptDeadlineSeconds: "
-                    "give only attemptDeadlineSeconds",
-                    ".activeDeadlineSeconds",
-                ),
+                one_attempt_deadline(),
                 cel(
                     "!(has(self.startAt) && has(self.delaySeconds))",
                     "startAt and delaySeconds are exclusive: give one of them",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import ConfigDict, Field
 
-from conveyor.api.v1alpha1.base import DNS_SUBDOMAIN, ApiModel, cel
+from conveyor.api.v1alpha1.base import DNS_SUBDOMAIN, ApiModel, one_attempt_deadline
 from conveyor.api.v1alpha1.condition import CONDITIONS_LIST_MAP, Condition
 from conveyor.api.v1alpha1.retry import RetryPolicy
 
@@ -20,16 +20,7 @@ class JobDefaults(ApiModel):
     """Values given to the queue's jobs that leave them unset."""
 
     model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                cel(
-                    "!(has(self.attemptDeadlineSeconds) && has(self.activeDeadlineSeconds))",
-                    "activeDeadlineSeconds is the deprecated name of attemptDeadlineSeconds: "
-                    "give only attemptDeadlineSeconds",
-                    ".activeDeadlineSeconds",
-                )
-            ]
-        }
+        json_schema_extra={"x-kubernetes-validations": [one_attempt_deadline()]}
     )
 
     retry: RetryPolicy | None = Field(None, description="Attempts, backoff and exit codes.")
