@@ -187,6 +187,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="update docs/performance.md: auto = only for a run at the issue's sizes",
     )
     p.add_argument("--keep-namespaces", action="store_true", help="leave each phase's namespace")
+    p.add_argument(
+        "--growth-reuse",
+        action="store_true",
+        help="go on in the growth namespace a --keep-namespaces run left: its jobs count "
+        "toward the steps, and only the difference is made",
+    )
     args = p.parse_args(argv)
     args.shapes = [int(s) for s in args.shape.split(",") if s.strip()]
     if args.kueue_quota is None:

@@ -58,19 +58,29 @@ async def growth(ctx: Ctx, steps: list[int]) -> dict[str, Any]:
     args = ctx.args
     ns = ctx.ns(PHASE)
     log(f"=== phase {PHASE}: the operator over {', '.join(map(str, steps))} finished jobs")
-    await create_namespace(ctx.kube, ns)
     jobs_path = f"{workloads.GROUP_PATH}/namespaces/{ns}/backgroundjobs"
+    reused = args.growth_reuse and await ctx.kube.exists(f"{jobs_path}/{SEED}")
+    if not reused:
+        await create_namespace(ctx.kube, ns)
     try:
         await wait_for_exclusive(ctx, [ns])
-        await ctx.kube.create(
-            f"{workloads.GROUP_PATH}/namespaces/{ns}/jobqueues",
-            workloads.queue(QUEUE, ns, args.concurrency),
-        )
-        seed_job, seed_pod = await run_seed(ctx, ns)
-        filler = Filler(ctx, ns, seed_job, seed_pod)
-        finished = 1  # the seed
+        if reused:
+            filler, finished = await _reuse(ctx, ns)
+            tags = f"r{int(time.time()) % 100_000}"  # apart from the earlier runs' batches
+        else:
+            await ctx.kube.create(
+                f"{workloads.GROUP_PATH}/namespaces/{ns}/jobqueues",
+                workloads.queue(QUEUE, ns, args.concurrency),
+            )
+            seed_job, seed_pod = await run_seed(ctx, ns)
+            filler = Filler(ctx, ns, seed_job, seed_pod)
+            finished = 1  # the seed
+            tags = ""
         measured: list[dict[str, Any]] = []
         for i, target in enumerate(steps):
+            if target < finished and reused and measured:
+                log(f"[{PHASE}] step {target} skipped: {finished} jobs are there already")
+                continue
             if target > finished:
                 t = time.monotonic()
                 await filler.fill(target - finished)
@@ -80,7 +90,7 @@ async def growth(ctx: Ctx, steps: list[int]) -> dict[str, Any]:
                     f"({(target - finished) / max(seconds, 1e-6):.0f}/s)"
                 )
                 finished = target
-            step = await measure_step(ctx, ns, jobs_path, finished, f"s{i}")
+            step = await measure_step(ctx, ns, jobs_path, finished, f"{tags}s{i}")
             measured.append(step)
             finished += args.growth_batch + args.latency_samples
         result = {
@@ -94,6 +104,22 @@ async def growth(ctx: Ctx, steps: list[int]) -> dict[str, Any]:
     finally:
         if not args.keep_namespaces:
             await cleanup_namespace(ctx.kube, ns)
+
+
+async def _reuse(ctx: Ctx, ns: str) -> tuple[Filler, int]:
+    """The filler of a namespace an earlier run left, and how many jobs (all finished) it
+    holds."""
+    jobs_path = f"{workloads.GROUP_PATH}/namespaces/{ns}/backgroundjobs"
+    seed_job = await ctx.kube.get(f"{jobs_path}/{SEED}")
+    pods = await ctx.kube.get(
+        f"/api/v1/namespaces/{ns}/pods", params={"labelSelector": f"conveyor.dev/job={SEED}"}
+    )
+    filler = Filler(ctx, ns, seed_job, pods["items"][0])
+    items, _version = await ctx.kube.list(jobs_path)
+    names = [item["metadata"]["name"] for item in items]
+    filler.made = sum(1 for name in names if name.startswith("f-"))
+    log(f"[{PHASE}] going on in {ns}: {len(names)} jobs, {filler.made} of them fillers")
+    return filler, len(names)
 
 
 def _operator(ctx: Ctx, ns: str, name: str) -> OperatorProcess:

@@ -50,10 +50,12 @@ def apply_crds(kubectl: str, kubeconfig: str, *, timeout: float = 120) -> None:
         if waited.returncode != 0:
             raise RuntimeError(f"{crd} not Established:\n{waited.stderr}")
     deadline = time.monotonic() + timeout
-    for kind in (*CRDS, "pods"):
-        while run("get", kind, "-A", "--chunk-size=1").returncode != 0:
+    paths = [f"/apis/conveyor.dev/v1alpha1/{crd.split('.')[0]}" for crd in CRDS]
+    for path in (*paths, "/api/v1/pods"):
+        # one object is proof enough (kubectl's --chunk-size=1 would page through them all)
+        while run("get", "--raw", f"{path}?limit=1").returncode != 0:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"the API server does not serve {kind} after {timeout:.0f}s")
+                raise TimeoutError(f"the API server does not serve {path} after {timeout:.0f}s")
             time.sleep(0.5)
 
 

@@ -117,3 +117,25 @@ async def test_a_failing_write_is_retried_with_backoff_not_in_a_loop(world: Worl
     assert world.phase("stubborn") == "Running"
     assert world.pods() == ["stubborn-1"]
     assert world.api.count("create_pod") == 1
+
+
+@scenario
+async def test_a_restart_looks_at_the_jobs_that_can_still_run_before_the_finished_ones(
+    world: World,
+) -> None:
+    """A namespace of finished jobs does not hold up the one waiting: after a restart it is
+    reconciled (and started) first, then the finished ones, each once."""
+    world.workers = 1
+    for i in range(5):
+        world.job(f"done-{i}")
+    await world.start()
+    await world.finish_all()
+    assert all(world.phase(f"done-{i}") == "Succeeded" for i in range(5))
+    await world.kill()
+    world.job("waiting")  # named after the finished ones: listed last
+    world.reconciles.clear()
+    await world.restart()
+    assert world.reconciles[0] == "waiting"
+    finished = [name for name in world.reconciles if name.startswith("done-")]
+    assert sorted(finished) == [f"done-{i}" for i in range(5)]
+    assert world.pods("waiting") == ["waiting-1"]

@@ -115,6 +115,27 @@ async def test_a_list_of_several_pages_fills_the_index():
 
 
 @run
+async def test_the_next_page_is_asked_for_before_this_one_is_indexed():
+    lister = Lister()
+    lister.pages = [page([obj("a", 1)], 5, "next"), page([obj("b", 2)], 5)]
+    asked = threading.Event()
+    answer = lister.__call__
+
+    def listing(**kwargs: Any) -> Response:
+        if kwargs.get("_continue"):
+            asked.set()
+        return answer(**kwargs)
+
+    store: Store[Any] = Store(indexer)
+    asked_before: list[bool] = []
+    store.on_change = lambda _old, new: asked_before.append(asked.wait(5))
+    informer = Informer("jobs", listing, store)
+    await informer.relist()
+    assert asked_before == [True, True]  # "a" indexed once the page of "b" was asked for
+    assert sorted(str(v) for v in store.index.values(("in-queue", "q"))) == ["a", "b"]
+
+
+@run
 async def test_a_relist_delivers_what_went_and_what_changed_only():
     lister = Lister()
     lister.pages = [

@@ -8,7 +8,7 @@ on label values no other test uses.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -36,9 +36,22 @@ def samples(families: Iterable[Metric]) -> dict[tuple[str, tuple[str, ...]], flo
     }
 
 
+class _Acting:
+    """The world's controller of the moment (each start makes a new one), as `metrics.State`."""
+
+    def __init__(self, world: World) -> None:
+        self._world = world
+
+    def queue_states(self) -> Iterable[metrics.QueueState]:
+        return self._world.controller.queue_states()
+
+    def work_queue_depth(self) -> Mapping[str, int]:
+        return self._world.controller.work_queue_depth()
+
+
 def following(world: World) -> metrics.StateCollector:
     collector = metrics.StateCollector()
-    collector.follow(world.controller)
+    collector.follow(_Acting(world))
     return collector
 
 

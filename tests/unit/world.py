@@ -36,20 +36,27 @@ class World:
         self.clock = Clock()
         self.api = FakeKubeApi(clock=self.clock)
         self.workers = workers
-        self.cache, self.controller = self._operator()
+        self.cache, self.controller = self._operator()  # idle until started
         self.reconciles: list[str] = []
 
     def _operator(self) -> tuple[Cache, Controller]:
         cache = Cache()
-        controller = Controller(self.api, cache, workers=self.workers, clock=self.clock)
-        return cache, controller
+        return cache, Controller(self.api, cache, workers=self.workers, clock=self.clock)
+
+    def _operator_listed(self) -> tuple[Cache, Controller]:
+        """A new operator whose watches have listed everything (no events yet)."""
+        cache = Cache()
+        self.api.connect(cache)
+        return cache, Controller(self.api, cache, workers=self.workers, clock=self.clock)
 
     # ------------------------------------------------------------ running
 
     async def start(self, *, settle: bool = True) -> None:
-        """Connect the operator (it lists everything) and let it decide."""
+        """Start the operator as `conveyor.__main__` does: it lists everything, then its
+        controller begins a term by looking at every job, and decides."""
+        self.cache, self.controller = self._operator_listed()
         self._count_reconciles()
-        self.api.connect(self.cache)
+        self.controller.resync()
         self.controller.start()
         if settle:
             await self.settle()
@@ -73,7 +80,6 @@ class World:
         """A new operator starts from what the API server holds (the old one dies, if alive)."""
         if self.api.connected(self.cache):
             await self.kill()
-        self.cache, self.controller = self._operator()
         await self.start()
 
     async def settle(self, rounds: int = 20) -> None:

@@ -127,7 +127,7 @@ class Admitter:
             admission.Candidate(record.name, effective.priority, record.created_at)
         )
         self._member_of[record.namespace, record.name] = record.queue
-        if record.status.phase is None and joined:
+        if record.phase is None and joined:
             if queue.unwritten is None:
                 queue.unwritten = set()
             queue.unwritten.add(record.name)
@@ -140,9 +140,7 @@ class Admitter:
 
     def may_write_queued(self, record: JobRecord) -> bool:
         """Whether a job that must wait gets its Queued phase written now (see the docstring)."""
-        return record.status.phase is not None or (record.namespace, record.name) in (
-            self._passed_over
-        )
+        return record.phase is not None or (record.namespace, record.name) in (self._passed_over)
 
     def withdraw(self, namespace: str, name: str) -> None:
         """The job is not ready to start (or gone): out of line, and its unused slot freed."""

@@ -299,7 +299,7 @@ class Cache:
         if written is None or indexed.resource_version >= written.record.resource_version:
             return indexed
         # The operator's write is newer than the index; the spec may still have changed since.
-        return dataclasses.replace(indexed, status=written.record.status)
+        return indexed.with_status_of(written.record)
 
     def _names(self, key: IndexKey) -> list[str]:
         return [str(value) for value in self.jobs.index.values(key)]
@@ -309,7 +309,7 @@ class Cache:
         if record is None or (record.spec is not None and record.spec.is_recurring):
             self._tally.update(namespace, name, None)
         else:
-            phase = record.status.phase or "Pending"
+            phase = record.phase or "Pending"
             self._tally.update(namespace, name, tally.Entry(record.queue, phase, record.created_at))
 
 

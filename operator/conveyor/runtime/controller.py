@@ -35,6 +35,7 @@ from dataclasses import dataclass
 
 from prometheus_client import Counter
 
+from conveyor.core import decisions
 from conveyor.runtime import events, kube, kube_errors, metrics
 from conveyor.runtime.admitter import Admitter
 from conveyor.runtime.cache import Cache
@@ -43,7 +44,7 @@ from conveyor.runtime.queue_status import INTERVAL, QueueStatusWriter
 from conveyor.runtime.records import JobRecord, PodRecord, QueueRecord
 from conveyor.runtime.recurring_reconciler import RecurringReconciler
 from conveyor.runtime.rivals import Rivals
-from conveyor.runtime.workqueue import Key, Kind, WorkQueue, utcnow
+from conveyor.runtime.workqueue import Key, Kind, Priority, WorkQueue, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,9 @@ class Controller:
         """Look at every job and queue in the cache once: what a new term (a restart, or a
         takeover by a follower whose cache is warm) begins with."""
         for namespace, name in self.cache.jobs.known():
-            self.work.add(Key(Kind.JOB, namespace, name))
+            job = self.cache.job(namespace, name)
+            finished = job is not None and decisions.is_terminal(job.phase)
+            self.work.add(Key(Kind.JOB, namespace, name), Priority.SETTLED if finished else None)
         for namespace, name in self.cache.queues.known():
             self.admitter.limits_changed(namespace, name)
             self._queue_status_soon(namespace, name)
@@ -159,7 +162,7 @@ class Controller:
         self._queue_status_soon(queue.namespace, queue.name)
         for name in self.cache.job_names_in_queue(queue.namespace, queue.name):
             job = self.cache.job(queue.namespace, name)
-            if job is None or job.status.phase in WAITING_PHASES:
+            if job is None or job.phase in WAITING_PHASES:
                 self.work.add(Key(Kind.JOB, queue.namespace, name))
 
     # ------------------------------------------------------------ keys → reconcilers
@@ -259,7 +262,7 @@ _COUNTED = {kind: _Counted.of(kind) for kind in Kind}
 
 def _phase(record: JobRecord | None) -> object:
     """A job's phase for what depends on it: absent, or the phase it shows."""
-    return _ABSENT if record is None else record.status.phase
+    return _ABSENT if record is None else record.phase
 
 
 _ABSENT = object()

@@ -169,20 +169,30 @@ class Informer:
     # ------------------------------------------------------------ list
 
     async def relist(self) -> None:
-        """List every object; deliver what changed since the last list or watch, and what went."""
+        """List every object; deliver what changed since the last list or watch, and what went.
+
+        The next page is asked for before this one is applied, so that the API server
+        reads it while the operator indexes this one."""
         seen: set[ObjectKey] = set()
-        token: str | None = None
+        page = await self._call(self._list_page, None)
         while True:
-            page = await self._call(self._list_page, token)
             metadata = page.get("metadata") or {}
-            for item in page.get("items") or []:
-                key = self._apply(item, deleted=False)
-                if key is not None:
-                    seen.add(key)
             token = metadata.get("continue") or None
-            if token is None:
+            following = asyncio.ensure_future(self._call(self._list_page, token)) if token else None
+            await asyncio.sleep(0)  # the request is on its way
+            try:
+                for item in page.get("items") or []:
+                    key = self._apply(item, deleted=False)
+                    if key is not None:
+                        seen.add(key)
+            except BaseException:
+                if following is not None:
+                    following.cancel()
+                raise
+            if following is None:
                 self._resource_version = str(metadata.get("resourceVersion") or "")
                 break
+            page = await following
         for key in self._store.known(self._namespace):
             if key not in seen:
                 self._store.forget(key)

@@ -120,7 +120,7 @@ class JobReconciler:
         deps: dict[str, str | None] = {}
         for dep in record.depends_on:
             found = self._cache.job(namespace, dep)
-            deps[dep] = None if found is None else (found.status.phase or "")
+            deps[dep] = None if found is None else (found.phase or "")
         cycle = None
         if any(phase not in (None, "Succeeded", "Failed") for phase in deps.values()):
 

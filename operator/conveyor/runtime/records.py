@@ -5,6 +5,12 @@ an event arrives, and the reconcilers read typed fields. A spec the models
 reject (something the CRD schema let through) becomes a record with
 `spec_error` set, so that one bad object gets an InvalidSpec condition and
 every other job goes on.
+
+Finished jobs are most of a namespace that keeps them (no TTL), and are
+rarely read again: a finished job's status is kept as its JSON (a sixth of
+the memory of its models) and parsed again when something reads it, and a
+job keeps only the annotations the operator reads (`conveyor.dev/`), not
+kubectl's copy of the whole object.
 """
 
 from __future__ import annotations
@@ -12,6 +18,8 @@ from __future__ import annotations
 import collections
 import dataclasses
 import datetime
+import functools
+import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,10 +34,12 @@ from conveyor.api.v1alpha1 import (
     JobQueueStatus,
 )
 from conveyor.core import naming
-from conveyor.core.decisions import JobView
+from conveyor.core.decisions import JobView, is_terminal
 from conveyor.core.outcome import PodView
 
 EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+OWN_ANNOTATIONS = "conveyor.dev/"
+_NO_ANNOTATIONS: Mapping[str, str] = types.MappingProxyType({})
 
 
 def resource_version(meta: Mapping[str, Any]) -> int:
@@ -66,7 +76,7 @@ class _SpecCache:
         self, raw: Mapping[str, Any]
     ) -> tuple[Mapping[str, Any], BackgroundJobSpec | None, str | None]:
         try:
-            key = orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)
+            key = bytes(memoryview(orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)))
         except TypeError:
             return self._validate(raw)
         entry = self._entries.get(key)
@@ -91,6 +101,65 @@ class _SpecCache:
 _job_specs = _SpecCache(size=1024)
 
 
+class JobStatus:
+    """A job's status: its models while the job runs, its JSON once it has finished.
+
+    A finished job's JSON is kept as it came and parsed only when read (`read`),
+    with the last few kept (`_parse_finished`), since a job is read a few times in
+    a row when it is reconciled: a restart over 50,000 finished jobs parses none
+    of them, and holds a sixth of the memory. Its phase is known without parsing.
+    Equal when the statuses are.
+    """
+
+    __slots__ = ("_json", "_model", "phase")
+
+    def __init__(self, model: BackgroundJobStatus) -> None:
+        self.phase: str | None = model.phase
+        self._model: BackgroundJobStatus | None = model
+        self._json: bytes | None = None
+
+    @classmethod
+    def of_body(cls, raw: Mapping[str, Any]) -> JobStatus:
+        phase = raw.get("phase")
+        if isinstance(phase, str) and is_terminal(phase):
+            status = cls.__new__(cls)
+            status.phase, status._model = phase, None
+            # Copied, as the spec cache's keys: orjson's result keeps its 4 KiB buffer.
+            status._json = bytes(memoryview(orjson.dumps(raw)))
+            return status
+        try:
+            return cls(BackgroundJobStatus.model_validate(raw))
+        except pydantic.ValidationError:
+            return cls(BackgroundJobStatus())
+
+    def read(self) -> BackgroundJobStatus:
+        if self._model is not None:
+            return self._model
+        assert self._json is not None and self.phase is not None
+        return _parse_finished(self._json, self.phase)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, JobStatus):
+            return NotImplemented
+        if self._json is not None and other._json is not None:
+            return self._json == other._json
+        return self.read() == other.read()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"JobStatus({self.read()!r})"
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_finished(json: bytes, phase: str) -> BackgroundJobStatus:
+    try:
+        return BackgroundJobStatus.model_validate_json(json)
+    except pydantic.ValidationError:
+        # Finished it is, whatever else the status says: never run again for want of a field.
+        return BackgroundJobStatus.model_validate({"phase": phase})
+
+
 @dataclass(frozen=True)
 class JobRecord:
     namespace: str
@@ -105,12 +174,21 @@ class JobRecord:
     parent: str | None  # the recurring job this is a run of (its label)
     spec: BackgroundJobSpec | None
     spec_error: str | None
-    status: BackgroundJobStatus
+    job_status: JobStatus
     raw_spec: Mapping[str, Any] = field(repr=False)
 
     @property
     def key(self) -> tuple[str, str]:
         return (self.namespace, self.name)
+
+    @property
+    def status(self) -> BackgroundJobStatus:
+        return self.job_status.read()
+
+    @property
+    def phase(self) -> str | None:
+        """The status's phase, without reading the rest of it."""
+        return self.job_status.phase
 
     @property
     def queue(self) -> str:
@@ -138,16 +216,18 @@ class JobRecord:
         )
 
     def with_status(self, status: BackgroundJobStatus, resource_version: int) -> JobRecord:
-        return _replace(self, status=status, resource_version=resource_version)
+        return _replace(self, job_status=JobStatus(status), resource_version=resource_version)
+
+    def with_status_of(self, written: JobRecord) -> JobRecord:
+        """This job (its spec, its version) with the other record's status."""
+        return _replace(self, job_status=written.job_status)
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> JobRecord:
         meta = body.get("metadata") or {}
         raw_spec, spec, spec_error = _job_specs.parse(body.get("spec") or {})
-        try:
-            status = BackgroundJobStatus.model_validate(body.get("status") or {})
-        except pydantic.ValidationError:
-            status = BackgroundJobStatus()
+        status = JobStatus.of_body(body.get("status") or {})
+        annotations = meta.get("annotations") or {}
         owner_uid = next(
             (
                 ref.get("uid")
@@ -164,12 +244,12 @@ class JobRecord:
             generation=meta.get("generation"),
             created_at=naming.parse_time(meta.get("creationTimestamp")) or EPOCH,
             deleting=bool(meta.get("deletionTimestamp")),
-            annotations=dict(meta.get("annotations") or {}),
+            annotations=_own(annotations),
             owner_uid=owner_uid,
             parent=(meta.get("labels") or {}).get(naming.LABEL_PARENT) or None,
             spec=spec,
             spec_error=spec_error,
-            status=status,
+            job_status=status,
             raw_spec=raw_spec,
         )
 
@@ -297,6 +377,12 @@ class PodRecord:
             failing_container=failing,
             creator=annotations.get(naming.ANNOTATION_OPERATOR),
         )
+
+
+def _own(annotations: Mapping[str, str]) -> Mapping[str, str]:
+    """The operator's annotations of an object (most have none: one shared empty map)."""
+    own = {k: v for k, v in annotations.items() if k.startswith(OWN_ANNOTATIONS)}
+    return own or _NO_ANNOTATIONS
 
 
 def _replace(record: JobRecord, **changes: Any) -> JobRecord:

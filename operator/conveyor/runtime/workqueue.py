@@ -16,8 +16,9 @@ queue must not wait behind all of them, or nothing starts until every job
 has been looked at once. So a queue's admission pass goes first. A key can
 also be added with another priority than its kind's: a job its queue has just
 admitted is a `START`, ahead of the reconciles; a job that only needs its
-Queued phase written is `INFORM`, after everything else. A key already
-waiting moves up when added with a better priority, never down.
+Queued phase written is `INFORM`, after everything else but the finished
+jobs a restart looks at again (`SETTLED`). A key already waiting moves up
+when added with a better priority, never down.
 
 Time-based wake-ups (backoff ends, startAt, deadlines, TTLs, the rate limit's
 next token, the queue status's next write) are `add_after`: ten thousand
@@ -78,6 +79,9 @@ class Priority(enum.IntEnum):
     """A queue's counts are written."""
     INFORM = 4
     """A job that must wait gets its Queued phase written."""
+    SETTLED = 5
+    """A finished job looked at again by a new term (its TTL, a pod left behind): after
+    every job that can still run, which a namespace of finished ones must not hold up."""
 
 
 class Kind(enum.Enum):
