@@ -8,6 +8,7 @@ on label values no other test uses.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -22,6 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from conveyor.runtime import kube, kube_errors, metrics
 from conveyor.runtime.cache import Resource
 from conveyor.runtime.workqueue import Key, Kind, WorkQueue
+from tests.unit.factories import T0
 from tests.unit.world import NAMESPACE, World, scenario
 
 
@@ -324,6 +326,96 @@ def test_a_refused_request_is_counted_by_verb_resource_and_status() -> None:
     asyncio.run(asyncio.wait_for(scenario(), timeout=20))
     assert sample("conveyor_api_request_errors_total", **labels) == before + 1
     assert sample("conveyor_api_request_errors_total", **patch) == before_patch + 1
+
+
+@asynccontextmanager
+async def recording_server() -> AsyncIterator[tuple[kube.ClientKubeApi, list[dict[str, Any]]]]:
+    """An HTTP server that answers every request with `{}` and records it, and a
+    ClientKubeApi with a bearer token talking to it."""
+    seen: list[dict[str, Any]] = []
+
+    async def record(request: web.Request) -> web.Response:
+        text = await request.text()
+        seen.append(
+            {
+                "method": request.method,
+                "path": request.path,
+                "query": dict(request.query),
+                "type": request.headers.get("Content-Type"),
+                "auth": request.headers.get("Authorization"),
+                "body": json.loads(text) if text else None,
+            }
+        )
+        return web.json_response({"metadata": {"resourceVersion": "7"}})
+
+    app = web.Application()
+    app.router.add_route("*", "/{path:.*}", record)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    configuration = kubernetes.client.Configuration()
+    configuration.host = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    configuration.api_key = {"authorization": "sekret"}
+    configuration.api_key_prefix = {"authorization": "Bearer"}
+    try:
+        yield kube.ClientKubeApi(threads=2, configuration=configuration), seen
+    finally:
+        await runner.cleanup()
+
+
+def test_each_write_is_the_request_the_api_server_expects() -> None:
+    """The writes skip the client's generated methods: the same paths, query, content
+    types, bodies and credentials as those would send; and a fenced write is not sent."""
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "j-1"}}
+    event = kube.EventBody(
+        "j.1", "ns", "BackgroundJob", "j", "u1", "Normal", "Started", "attempt 1", T0
+    )
+
+    async def scenario() -> list[dict[str, Any]]:
+        async with recording_server() as (api, seen):
+            assert await api.create_pod("ns", pod) == {"metadata": {"resourceVersion": "7"}}
+            await api.patch_job_status("ns", "j", {"phase": "Running"})
+            await api.patch_queue_status("ns", "q", {"running": 1})
+            await api.post_event(event)
+            await api.patch_event(kube.EventRepeat("j.1", "ns", 2, "again", T0))
+            await api.delete_pod("ns", "j-1")
+            await api.delete_job("ns", "j")
+            api.fence = lambda: False
+            with pytest.raises(kube_errors.FencedError):
+                await api.patch_job_status("ns", "j", {"phase": "Failed"})
+            return seen
+
+    seen = asyncio.run(asyncio.wait_for(scenario(), timeout=20))
+    jobs = "/apis/conveyor.dev/v1alpha1/namespaces/ns"
+    assert [(r["method"], r["path"], r["query"], r["type"]) for r in seen] == [
+        ("POST", "/api/v1/namespaces/ns/pods", {"fieldValidation": "Strict"}, "application/json"),
+        ("PATCH", f"{jobs}/backgroundjobs/j/status", {}, "application/merge-patch+json"),
+        ("PATCH", f"{jobs}/jobqueues/q/status", {}, "application/merge-patch+json"),
+        ("POST", "/api/v1/namespaces/ns/events", {}, "application/json"),
+        ("PATCH", "/api/v1/namespaces/ns/events/j.1", {}, "application/strategic-merge-patch+json"),
+        (
+            "DELETE",
+            "/api/v1/namespaces/ns/pods/j-1",
+            {"gracePeriodSeconds": "5"},
+            "application/json",
+        ),
+        (
+            "DELETE",
+            f"{jobs}/backgroundjobs/j",
+            {"propagationPolicy": "Background"},
+            "application/json",
+        ),
+    ]
+    assert all(r["auth"] == "Bearer sekret" for r in seen)
+    assert seen[0]["body"] == pod
+    assert seen[1]["body"] == {"status": {"phase": "Running"}}
+    assert seen[3]["body"]["involvedObject"]["uid"] == "u1"
+    assert seen[4]["body"] == {
+        "count": 2,
+        "lastTimestamp": "2026-03-01T12:00:00Z",
+        "message": "again",
+    }
 
 
 # ------------------------------------------------------------ the exposition

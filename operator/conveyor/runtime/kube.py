@@ -7,6 +7,12 @@ socket. Every write the operator makes goes through here, which is where
 the API writes per job are counted and kept low, and where a request that
 fails is counted by verb, resource and status (`metrics.api_error`).
 
+The writes skip the client's generated methods (`ClientKubeApi._send`): they
+turn a body into the client's models and back, 1.4 ms of CPU for a pod
+create, more than the rest of its path through the operator, for a body that
+is JSON already. Reads keep them, and every call shares the client's
+configuration, authentication and connection pool.
+
 `KubeApi` is the Protocol the controller depends on; `ClientKubeApi` is the
 real thing, and `fake_kube.FakeKubeApi` an in-memory one for the controller's
 unit tests (as httpx's MockTransport stands in for its transport). Nothing
@@ -24,12 +30,12 @@ import functools
 import json
 import logging
 import os
-from collections.abc import Callable
+import urllib.parse
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 import kubernetes
-import pydantic
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
@@ -169,23 +175,14 @@ class ClientKubeApi:
                 metrics.api_error(*request, None)
             raise
 
-    async def _call_json(
-        self,
-        request: Request,
-        fn: Callable[..., Any],
-        *args: Any,
-        write: bool = True,
-        **kwargs: Any,
+    async def _read_json(
+        self, request: Request, fn: Callable[..., Any], *args: Any, **kwargs: Any
     ) -> dict[str, Any]:
-        """Call without the client's model deserialization (slow, and lossy for custom
-        resources) and read the body in the worker thread, which also returns the
-        connection to the pool: an unread response would cost a new TLS handshake.
-        A write is fenced in that thread, at the last moment before it is sent."""
-        fence = self.fence if write else None
+        """Read without the client's model deserialization (slow, and lossy for custom
+        resources), and the body in the worker thread, which also returns the connection
+        to the pool: an unread response would cost a new TLS handshake."""
 
         def call() -> dict[str, Any]:
-            if fence is not None and not fence():
-                raise kube_errors.FencedError(f"{getattr(fn, '__name__', fn)}: not the leader")
             response = fn(*args, _preload_content=False, **kwargs)
             try:
                 data: dict[str, Any] = json.loads(response.data)
@@ -195,39 +192,71 @@ class ClientKubeApi:
 
         return await self._call(request, call)
 
+    async def _send(
+        self,
+        request: Request,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None = None,
+        *,
+        query: Mapping[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> dict[str, Any]:
+        """A write as the client's generated method would make it (the same headers,
+        authentication, connection pool and errors), without its models. Fenced in the
+        worker thread, at the last moment before it is sent; the body is read there too,
+        which returns the connection to the pool."""
+        client = self._client
+        url = client.configuration.host + path
+        if query:
+            url += "?" + urllib.parse.urlencode(query)
+        fence = self.fence
+
+        def call() -> dict[str, Any]:
+            if fence is not None and not fence():
+                raise kube_errors.FencedError(f"{method} {path}: not the leader")
+            headers = {
+                **client.default_headers,
+                "Accept": "application/json",
+                "Content-Type": content_type,
+            }
+            client.update_params_for_auth(headers, [], ["BearerToken"], path, method, None)
+            response = client.rest_client.request(method, url, headers=headers, body=body)  # type: ignore[no-untyped-call]
+            try:
+                data = response.read()
+                if not 200 <= response.status <= 299:
+                    raise ApiException.from_response(http_resp=response, body=None, data=None)
+            finally:
+                response.response.release_conn()
+            answer: dict[str, Any] = json.loads(data) if data else {}
+            return answer
+
+        return await self._call(request, call)
+
     async def create_pod(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         # Strict: a field the pod has no such field for (a typo in the template) is refused,
-        # not silently dropped. The client checks the body against its own Pod model first,
-        # and refuses such a field itself: that too is the pod refused, naming the field.
-        try:
-            return await self._call_json(
-                CREATE_POD,
-                self._core.create_namespaced_pod,
-                namespace,
-                body,
-                field_validation="Strict",
-            )
-        except pydantic.ValidationError as error:
-            raise kube_errors.ApiError(
-                422, f"the pod is invalid: {kube_errors.field_errors(error)}"
-            ) from error
+        # naming the field, not silently dropped.
+        return await self._send(
+            CREATE_POD,
+            "POST",
+            f"/api/v1/namespaces/{_quote(namespace)}/pods",
+            body,
+            query={"fieldValidation": "Strict"},
+        )
 
     async def read_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            return await self._call_json(
-                GET_POD, self._core.read_namespaced_pod, name, namespace, write=False
-            )
+            return await self._read_json(GET_POD, self._core.read_namespaced_pod, name, namespace)
         except kube_errors.NotFoundError:
             return None
 
     async def delete_pod(self, namespace: str, name: str) -> None:
         with contextlib.suppress(kube_errors.NotFoundError):
-            await self._call_json(
+            await self._send(
                 DELETE_POD,
-                self._core.delete_namespaced_pod,
-                name,
-                namespace,
-                grace_period_seconds=5,
+                "DELETE",
+                f"/api/v1/namespaces/{_quote(namespace)}/pods/{_quote(name)}",
+                query={"gracePeriodSeconds": "5"},
             )
 
     async def read_log_tail(
@@ -251,52 +280,34 @@ class ClientKubeApi:
     async def patch_job_status(
         self, namespace: str, name: str, status: dict[str, Any]
     ) -> dict[str, Any]:
-        return await self._call_json(
+        return await self._send(
             PATCH_JOB_STATUS,
-            self._custom.patch_namespaced_custom_object_status,
-            GROUP,
-            VERSION,
-            namespace,
-            "backgroundjobs",
-            name,
+            "PATCH",
+            f"{_custom_path(namespace, 'backgroundjobs', name)}/status",
             {"status": status},
+            content_type=MERGE_PATCH,
         )
 
     async def delete_job(self, namespace: str, name: str) -> None:
         with contextlib.suppress(kube_errors.NotFoundError):
-            await self._call_json(
+            await self._send(
                 DELETE_JOB,
-                self._custom.delete_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                namespace,
-                "backgroundjobs",
-                name,
-                propagation_policy="Background",
+                "DELETE",
+                _custom_path(namespace, "backgroundjobs", name),
+                query={"propagationPolicy": "Background"},
             )
 
     async def create_job(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
-        return await self._call_json(
-            CREATE_JOB,
-            self._custom.create_namespaced_custom_object,
-            GROUP,
-            VERSION,
-            namespace,
-            "backgroundjobs",
-            body,
-        )
+        return await self._send(CREATE_JOB, "POST", _custom_path(namespace, "backgroundjobs"), body)
 
     async def patch_queue_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         with contextlib.suppress(kube_errors.NotFoundError):
-            await self._call_json(
+            await self._send(
                 PATCH_QUEUE_STATUS,
-                self._custom.patch_namespaced_custom_object_status,
-                GROUP,
-                VERSION,
-                namespace,
-                "jobqueues",
-                name,
+                "PATCH",
+                f"{_custom_path(namespace, 'jobqueues', name)}/status",
                 {"status": status},
+                content_type=MERGE_PATCH,
             )
 
     async def post_event(self, event: EventBody) -> None:
@@ -322,8 +333,8 @@ class ClientKubeApi:
             "lastTimestamp": stamp,
             "count": event.count,
         }
-        await self._call_json(
-            CREATE_EVENT, self._core.create_namespaced_event, event.namespace, body
+        await self._send(
+            CREATE_EVENT, "POST", f"/api/v1/namespaces/{_quote(event.namespace)}/events", body
         )
 
     async def patch_event(self, repeat: EventRepeat) -> None:
@@ -332,9 +343,26 @@ class ClientKubeApi:
             "lastTimestamp": _event_time(repeat.at),
             "message": repeat.message[:1024],
         }
-        await self._call_json(
-            PATCH_EVENT, self._core.patch_namespaced_event, repeat.name, repeat.namespace, body
+        await self._send(
+            PATCH_EVENT,
+            "PATCH",
+            f"/api/v1/namespaces/{_quote(repeat.namespace)}/events/{_quote(repeat.name)}",
+            body,
+            content_type=STRATEGIC_MERGE_PATCH,
         )
+
+
+MERGE_PATCH = "application/merge-patch+json"
+STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
+
+
+def _quote(segment: str) -> str:
+    return urllib.parse.quote(segment, safe="")
+
+
+def _custom_path(namespace: str, plural: str, name: str | None = None) -> str:
+    path = f"/apis/{GROUP}/{VERSION}/namespaces/{_quote(namespace)}/{plural}"
+    return path if name is None else f"{path}/{_quote(name)}"
 
 
 def _event_time(moment: datetime.datetime) -> str:

@@ -17,7 +17,6 @@ import json
 import re
 from typing import Any
 
-import pydantic
 from kubernetes.client.exceptions import ApiException
 
 
@@ -88,14 +87,3 @@ def _status(error: ApiException) -> dict[str, Any]:
     except (TypeError, ValueError):
         return {}
     return status if isinstance(status, dict) else {}
-
-
-def field_errors(error: pydantic.ValidationError) -> str:
-    """The client's validation errors of a body, as the API server would name the fields."""
-    parts = []
-    for item in error.errors()[:5]:
-        where = ""
-        for step in item["loc"][1:] if item["loc"][:1] == ("body",) else item["loc"]:
-            where += f"[{step}]" if isinstance(step, int) else f".{step}"
-        parts.append(f"{where.lstrip('.')}: {item['msg']}")
-    return "; ".join(parts)
