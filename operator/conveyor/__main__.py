@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import socket
@@ -188,6 +189,9 @@ def main(argv: list[str] | None = None) -> int:
 
     async def decide(watching: Watches) -> None:
         await watching.wait_synced()
+        # What the lists brought lives long: spare it the cyclic collector's full passes,
+        # each of which walked every record (257 ms at 50,000 jobs and 30,000 pods).
+        gc.freeze()
         if leadership is None:
             metrics.LEADER.set(1)
             await term(watching)
