@@ -82,6 +82,8 @@ async def growth(ctx: Ctx, steps: list[int]) -> dict[str, Any]:
                 log(f"[{PHASE}] step {target} skipped: {finished} jobs are there already")
                 continue
             if target > finished:
+                if filler is None:
+                    raise PhaseAbortedError(f"the seed's pod is gone: cannot make {target} jobs")
                 t = time.monotonic()
                 await filler.fill(target - finished)
                 seconds = time.monotonic() - t
@@ -96,7 +98,7 @@ async def growth(ctx: Ctx, steps: list[int]) -> dict[str, Any]:
         result = {
             "phase": PHASE,
             "steps": measured,
-            "filler": filler.summary(),
+            "filler": filler.summary() if filler is not None else None,
             "growth_per_10k_jobs": slopes(measured),
         }
         log(f"=== {PHASE}: per 10,000 finished jobs: {result['growth_per_10k_jobs']}")
@@ -106,7 +108,7 @@ async def growth(ctx: Ctx, steps: list[int]) -> dict[str, Any]:
             await cleanup_namespace(ctx.kube, ns)
 
 
-async def _reuse(ctx: Ctx, ns: str) -> tuple[Filler, int]:
+async def _reuse(ctx: Ctx, ns: str) -> tuple[Filler | None, int]:
     """The filler of a namespace an earlier run left, and how many jobs (all finished) it
     holds."""
     jobs_path = f"{workloads.GROUP_PATH}/namespaces/{ns}/backgroundjobs"
@@ -114,11 +116,15 @@ async def _reuse(ctx: Ctx, ns: str) -> tuple[Filler, int]:
     pods = await ctx.kube.get(
         f"/api/v1/namespaces/{ns}/pods", params={"labelSelector": f"conveyor.dev/job={SEED}"}
     )
-    filler = Filler(ctx, ns, seed_job, pods["items"][0])
+    # The pod GC may have taken the seed's pod (the oldest of many finished ones): then
+    # the steps can measure what is there, and make no more.
+    filler = Filler(ctx, ns, seed_job, pods["items"][0]) if pods["items"] else None
     items, _version = await ctx.kube.list(jobs_path)
     names = [item["metadata"]["name"] for item in items]
-    filler.made = sum(1 for name in names if name.startswith("f-"))
-    log(f"[{PHASE}] going on in {ns}: {len(names)} jobs, {filler.made} of them fillers")
+    fillers = sum(1 for name in names if name.startswith("f-"))
+    if filler is not None:
+        filler.made = fillers
+    log(f"[{PHASE}] going on in {ns}: {len(names)} jobs, {fillers} of them fillers")
     return filler, len(names)
 
 

@@ -661,9 +661,14 @@ def markdown(results: dict[str, Any]) -> str:
                 + f" | {'' if slope is None else f'{slope:+.3g}'} |"
             )
         f = g.get("filler") or {}
+        made = (
+            f"made by the filler: {f.get('made')} in {f.get('seconds')} s "
+            f"({f.get('per_second')}/s)"
+            if f.get("made")
+            else "an earlier run's (--growth-reuse)"
+        )
         out.append(
-            f"\nThe finished jobs were made by the filler: {f.get('made')} in "
-            f"{f.get('seconds')} s ({f.get('per_second')}/s); each step then adds its "
+            f"\nThe finished jobs were {made}; each step then adds its "
             f"batch ({steps[0]['batch']}) and its latency samples."
         )
 
