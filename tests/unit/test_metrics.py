@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -287,27 +287,37 @@ def test_the_work_queue_counts_adds_once_and_times_the_wait_and_the_work() -> No
 
 
 @asynccontextmanager
+async def client_of(
+    answer: Callable[[web.Request], Awaitable[web.Response]],
+) -> AsyncIterator[kube.ClientKubeApi]:
+    """A local HTTP server whose every request `answer` answers, and a ClientKubeApi with a
+    bearer token talking to it."""
+    app = web.Application()
+    app.router.add_route("*", "/{path:.*}", answer)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    configuration = kubernetes.client.Configuration()
+    configuration.host = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    configuration.api_key = {"authorization": "sekret"}
+    configuration.api_key_prefix = {"authorization": "Bearer"}
+    try:
+        yield kube.ClientKubeApi(threads=2, configuration=configuration)
+    finally:
+        await runner.cleanup()
+
+
+@asynccontextmanager
 async def api_server(status: int) -> AsyncIterator[kube.ClientKubeApi]:
-    """An HTTP server that answers every request with a Status of `status`, and a
-    ClientKubeApi talking to it."""
+    """A ClientKubeApi whose every request is answered with a Status of `status`."""
 
     async def refuse(request: web.Request) -> web.Response:
         body: dict[str, Any] = {"kind": "Status", "status": "Failure", "code": status}
         return web.json_response(body, status=status)
 
-    app = web.Application()
-    app.router.add_route("*", "/{path:.*}", refuse)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    configuration = kubernetes.client.Configuration()
-    configuration.host = f"http://127.0.0.1:{port}"
-    try:
-        yield kube.ClientKubeApi(threads=2, configuration=configuration)
-    finally:
-        await runner.cleanup()
+    async with client_of(refuse) as api:
+        yield api
 
 
 def test_a_refused_request_is_counted_by_verb_resource_and_status() -> None:
@@ -330,8 +340,7 @@ def test_a_refused_request_is_counted_by_verb_resource_and_status() -> None:
 
 @asynccontextmanager
 async def recording_server() -> AsyncIterator[tuple[kube.ClientKubeApi, list[dict[str, Any]]]]:
-    """An HTTP server that answers every request with `{}` and records it, and a
-    ClientKubeApi with a bearer token talking to it."""
+    """A ClientKubeApi whose every request is answered with `{}` and recorded."""
     seen: list[dict[str, Any]] = []
 
     async def record(request: web.Request) -> web.Response:
@@ -348,20 +357,8 @@ async def recording_server() -> AsyncIterator[tuple[kube.ClientKubeApi, list[dic
         )
         return web.json_response({"metadata": {"resourceVersion": "7"}})
 
-    app = web.Application()
-    app.router.add_route("*", "/{path:.*}", record)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    configuration = kubernetes.client.Configuration()
-    configuration.host = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    configuration.api_key = {"authorization": "sekret"}
-    configuration.api_key_prefix = {"authorization": "Bearer"}
-    try:
-        yield kube.ClientKubeApi(threads=2, configuration=configuration), seen
-    finally:
-        await runner.cleanup()
+    async with client_of(record) as api:
+        yield api, seen
 
 
 def test_each_write_is_the_request_the_api_server_expects() -> None:
