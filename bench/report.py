@@ -662,8 +662,7 @@ def markdown(results: dict[str, Any]) -> str:
             )
         f = g.get("filler") or {}
         made = (
-            f"made by the filler: {f.get('made')} in {f.get('seconds')} s "
-            f"({f.get('per_second')}/s)"
+            f"made by the filler: {f.get('made')} in {f.get('seconds')} s ({f.get('per_second')}/s)"
             if f.get("made")
             else "an earlier run's (--growth-reuse)"
         )
