@@ -39,14 +39,11 @@ class World:
         self.cache, self.controller = self._operator()  # idle until started
         self.reconciles: list[str] = []
 
-    def _operator(self) -> tuple[Cache, Controller]:
+    def _operator(self, *, listed: bool = False) -> tuple[Cache, Controller]:
+        """A new operator; `listed`: its watches have listed everything (no events yet)."""
         cache = Cache()
-        return cache, Controller(self.api, cache, workers=self.workers, clock=self.clock)
-
-    def _operator_listed(self) -> tuple[Cache, Controller]:
-        """A new operator whose watches have listed everything (no events yet)."""
-        cache = Cache()
-        self.api.connect(cache)
+        if listed:
+            self.api.connect(cache)
         return cache, Controller(self.api, cache, workers=self.workers, clock=self.clock)
 
     # ------------------------------------------------------------ running
@@ -54,7 +51,7 @@ class World:
     async def start(self, *, settle: bool = True) -> None:
         """Start the operator as `conveyor.__main__` does: it lists everything, then its
         controller begins a term by looking at every job, and decides."""
-        self.cache, self.controller = self._operator_listed()
+        self.cache, self.controller = self._operator(listed=True)
         self._count_reconciles()
         self.controller.resync()
         self.controller.start()

@@ -7,11 +7,12 @@ socket. Every write the operator makes goes through here, which is where
 the API writes per job are counted and kept low, and where a request that
 fails is counted by verb, resource and status (`metrics.api_error`).
 
-The writes skip the client's generated methods (`ClientKubeApi._send`): they
+Requests skip the client's generated methods (`ClientKubeApi._send`): they
 turn a body into the client's models and back, 1.4 ms of CPU for a pod
 create, more than the rest of its path through the operator, for a body that
-is JSON already. Reads keep them, and every call shares the client's
-configuration, authentication and connection pool.
+is JSON already. Only the log read (plain text) and the informers' lists and
+watches (`informer`) use them; every call shares the client's configuration,
+authentication and connection pool.
 
 `KubeApi` is the Protocol the controller depends on; `ClientKubeApi` is the
 real thing, and `fake_kube.FakeKubeApi` an in-memory one for the controller's
@@ -131,7 +132,6 @@ class ClientKubeApi:
         configuration.connection_pool_maxsize = threads
         self._client = kubernetes.client.ApiClient(configuration)
         self._core = kubernetes.client.CoreV1Api(self._client)
-        self._custom = kubernetes.client.CustomObjectsApi(self._client)
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=threads, thread_name_prefix="kube"
         )
@@ -175,23 +175,6 @@ class ClientKubeApi:
                 metrics.api_error(*request, None)
             raise
 
-    async def _read_json(
-        self, request: Request, fn: Callable[..., Any], *args: Any, **kwargs: Any
-    ) -> dict[str, Any]:
-        """Read without the client's model deserialization (slow, and lossy for custom
-        resources), and the body in the worker thread, which also returns the connection
-        to the pool: an unread response would cost a new TLS handshake."""
-
-        def call() -> dict[str, Any]:
-            response = fn(*args, _preload_content=False, **kwargs)
-            try:
-                data: dict[str, Any] = json.loads(response.data)
-            finally:
-                response.release_conn()
-            return data
-
-        return await self._call(request, call)
-
     async def _send(
         self,
         request: Request,
@@ -202,15 +185,16 @@ class ClientKubeApi:
         query: Mapping[str, str] | None = None,
         content_type: str = "application/json",
     ) -> dict[str, Any]:
-        """A write as the client's generated method would make it (the same headers,
-        authentication, connection pool and errors), without its models. Fenced in the
-        worker thread, at the last moment before it is sent; the body is read there too,
-        which returns the connection to the pool."""
+        """A request as the client's generated method would make it (the same headers,
+        authentication, connection pool and errors), without its models. A write is
+        fenced in the worker thread, at the last moment before it is sent; the body is
+        read there too, which returns the connection to the pool (an unread response
+        would cost a new TLS handshake)."""
         client = self._client
         url = client.configuration.host + path
         if query:
             url += "?" + urllib.parse.urlencode(query)
-        fence = self.fence
+        fence = self.fence if method != "GET" else None
 
         def call() -> dict[str, Any]:
             if fence is not None and not fence():
@@ -246,7 +230,9 @@ class ClientKubeApi:
 
     async def read_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            return await self._read_json(GET_POD, self._core.read_namespaced_pod, name, namespace)
+            return await self._send(
+                GET_POD, "GET", f"/api/v1/namespaces/{_quote(namespace)}/pods/{_quote(name)}"
+            )
         except kube_errors.NotFoundError:
             return None
 

@@ -113,24 +113,27 @@ class JobStatus:
 
     __slots__ = ("_json", "_model", "phase")
 
-    def __init__(self, model: BackgroundJobStatus) -> None:
-        self.phase: str | None = model.phase
-        self._model: BackgroundJobStatus | None = model
-        self._json: bytes | None = None
+    def __init__(
+        self, phase: str | None, model: BackgroundJobStatus | None, json: bytes | None
+    ) -> None:
+        self.phase = phase
+        self._model = model
+        self._json = json
+
+    @classmethod
+    def of(cls, model: BackgroundJobStatus) -> JobStatus:
+        return cls(model.phase, model, None)
 
     @classmethod
     def of_body(cls, raw: Mapping[str, Any]) -> JobStatus:
         phase = raw.get("phase")
         if isinstance(phase, str) and is_terminal(phase):
-            status = cls.__new__(cls)
-            status.phase, status._model = phase, None
             # Copied, as the spec cache's keys: orjson's result keeps its 4 KiB buffer.
-            status._json = bytes(memoryview(orjson.dumps(raw)))
-            return status
+            return cls(phase, None, bytes(memoryview(orjson.dumps(raw))))
         try:
-            return cls(BackgroundJobStatus.model_validate(raw))
+            return cls.of(BackgroundJobStatus.model_validate(raw))
         except pydantic.ValidationError:
-            return cls(BackgroundJobStatus())
+            return cls.of(BackgroundJobStatus())
 
     def read(self) -> BackgroundJobStatus:
         if self._model is not None:
@@ -216,7 +219,7 @@ class JobRecord:
         )
 
     def with_status(self, status: BackgroundJobStatus, resource_version: int) -> JobRecord:
-        return _replace(self, job_status=JobStatus(status), resource_version=resource_version)
+        return _replace(self, job_status=JobStatus.of(status), resource_version=resource_version)
 
     def with_status_of(self, written: JobRecord) -> JobRecord:
         """This job (its spec, its version) with the other record's status."""
