@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from conveyor.runtime import kube_errors
 from conveyor.runtime.cache import Resource
+from conveyor.runtime.queue_status import INTERVAL
 from tests.unit.world import IMAGE, NAMESPACE, World, scenario
 
 
@@ -139,3 +140,34 @@ async def test_a_restart_looks_at_the_jobs_that_can_still_run_before_the_finishe
     finished = [name for name in world.reconciles if name.startswith("done-")]
     assert sorted(finished) == [f"done-{i}" for i in range(5)]
     assert world.pods("waiting") == ["waiting-1"]
+
+
+@scenario
+async def test_a_restart_admits_before_the_finished_jobs_are_listed(world: World) -> None:
+    """The first list brings the unfinished jobs only: a ready job starts at once, while a
+    job waiting for a finished one, a recurring job and the queue's status wait for the
+    rest, and nothing is written from the partial view (deploy is not written Blocked)."""
+    world.queue("q", concurrency=2)
+    world.job("build", queue="q")
+    world.job("tick", every="1h", queue="q")
+    await world.start()
+    await world.finish_all()
+    assert world.phase("build") == "Succeeded"
+    await world.kill()
+    world.job("deploy", queue="q", dependsOn=["build"])
+    world.job("plain", queue="q")
+    since = len(world.api.calls)
+    await world.start(unfinished_first=True)
+    assert world.pods("plain") == ["plain-1"]
+    assert world.pods("deploy") == []
+    await world.advance(INTERVAL.total_seconds())
+    written = {(call.method, call.name) for call in world.api.calls[since:]}
+    assert ("patch_job_status", "plain") in written
+    assert not {name for _, name in written} & {"deploy", "tick", "q"}
+    assert world.phase("deploy") is None
+    await world.list_the_rest()
+    assert world.pods("deploy") == ["deploy-1"]
+    await world.advance(INTERVAL.total_seconds())
+    written = {(call.method, call.name) for call in world.api.calls[since:]}
+    assert ("patch_queue_status", "q") in written
+    assert ("patch_job_status", "deploy") in written

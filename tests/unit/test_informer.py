@@ -370,3 +370,58 @@ async def test_a_recheck_cuts_a_watch_begun_before_its_rbac_was_revoked():
             await asyncio.sleep(0.005)
         await informer.stop()
     assert informer.last_error == "403 Forbidden"
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    for _ in range(500):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("never happened")
+
+
+@run
+async def test_a_first_selector_lists_what_it_picks_then_everything_then_watches():
+    """ready after the selected list; the full list waits for `before_the_rest`, forgets
+    nothing the first brought, and the watch resumes from the full list's version."""
+    lister = Lister()
+    lister.pages = [page([obj("a", 1)], 5), page([obj("a", 1), obj("done", 2)], 6)]
+    go_on = asyncio.Event()
+    informer, index, changes = make(
+        lister, first_selector="status.phase!=Succeeded", before_the_rest=go_on.wait
+    )
+    informer.start()
+    await until(informer.ready.is_set)
+    assert values(index, ("in-queue", "q")) == ["a"]
+    assert not informer.synced.is_set()
+    assert lister.calls[0]["field_selector"] == "status.phase!=Succeeded"
+    go_on.set()
+    await until(informer.synced.is_set)
+    await until(lambda: len(lister.calls) >= 3)  # the watch (none are left: it fails)
+    await informer.stop()
+    assert "field_selector" not in lister.calls[1]
+    assert lister.calls[2]["watch"] and lister.calls[2]["resource_version"] == "6"
+    assert changes == [("a", False), ("done", False)]
+    assert values(index, ("in-queue", "q")) == ["a", "done"]
+
+
+@run
+async def test_a_server_that_cannot_select_the_field_is_listed_in_one_step():
+    """A 400 to the selected list (an API server without CRD field selectors): the informer
+    lists everything at once, and is ready when synced."""
+    lister = Lister()
+    lister.pages = [page([obj("a", 1), obj("done", 2)], 6)]
+    answer = lister.__call__
+
+    def listing(**kwargs: Any) -> Response:
+        if kwargs.get("field_selector"):
+            raise ApiException(status=400, reason='field label not supported: "status.phase"')
+        return answer(**kwargs)
+
+    informer, index, _ = make(listing, first_selector="status.phase!=Succeeded")
+    informer.start()
+    await until(informer.synced.is_set)
+    await informer.stop()
+    assert informer.ready.is_set()
+    assert values(index, ("in-queue", "q")) == ["a", "done"]
+    assert [call.get("field_selector") for call in lister.calls[:1]] == [None]

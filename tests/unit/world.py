@@ -39,19 +39,26 @@ class World:
         self.cache, self.controller = self._operator()  # idle until started
         self.reconciles: list[str] = []
 
-    def _operator(self, *, listed: bool = False) -> tuple[Cache, Controller]:
-        """A new operator; `listed`: its watches have listed everything (no events yet)."""
+    def _operator(
+        self, *, listed: bool = False, unfinished_first: bool = False
+    ) -> tuple[Cache, Controller]:
+        """A new operator; `listed`: its watches have listed everything (no events yet), or
+        with `unfinished_first` every object but the finished jobs."""
         cache = Cache()
         if listed:
-            self.api.connect(cache)
-        return cache, Controller(self.api, cache, workers=self.workers, clock=self.clock)
+            self.api.connect(cache, select=_unfinished if unfinished_first else None)
+        controller = Controller(
+            self.api, cache, workers=self.workers, clock=self.clock, complete=not unfinished_first
+        )
+        return cache, controller
 
     # ------------------------------------------------------------ running
 
-    async def start(self, *, settle: bool = True) -> None:
+    async def start(self, *, settle: bool = True, unfinished_first: bool = False) -> None:
         """Start the operator as `conveyor.__main__` does: it lists everything, then its
-        controller begins a term by looking at every job, and decides."""
-        self.cache, self.controller = self._operator(listed=True)
+        controller begins a term by looking at every job, and decides. `unfinished_first`:
+        it begins before the finished jobs are listed (`list_the_rest` lists them)."""
+        self.cache, self.controller = self._operator(listed=True, unfinished_first=unfinished_first)
         self._count_reconciles()
         self.controller.resync()
         self.controller.start()
@@ -59,6 +66,12 @@ class World:
             await self.settle()
         else:
             await self.spin()
+
+    async def list_the_rest(self) -> None:
+        """The finished jobs are listed too (after `start(unfinished_first=True)`)."""
+        self.api.relist(self.cache)
+        self.controller.completed()
+        await self.settle()
 
     async def spin(self, rounds: int = 500) -> None:
         """Let the event loop run a while (when something is held and nothing can settle)."""
@@ -182,6 +195,12 @@ class World:
 
     def condition(self, job: str, type_: str) -> dict[str, Any] | None:
         return next((c for c in self.status(job).get("conditions", []) if c["type"] == type_), None)
+
+
+def _unfinished(resource: Resource, body: dict[str, Any]) -> bool:
+    """What the operator's first list picks: every object but the finished jobs."""
+    phase = (body.get("status") or {}).get("phase")
+    return resource is not Resource.JOBS or phase not in ("Succeeded", "Failed")
 
 
 def scenario(test: Callable[[World], Awaitable[None]]) -> Callable[[], None]:

@@ -19,6 +19,14 @@ reconciles its job and updates its queue's occupancy; a new pod made by
 another operator is reported (`rivals`). A queue's new spec looks again at
 its limits and at the jobs that wait in it.
 
+A controller may begin before the finished jobs are listed (`complete`
+false: see `watches`). Admission needs only the unfinished jobs and every
+pod, so it goes on; what needs the finished jobs waits for `completed()`: a
+job with a dependency not yet seen (a missing one would be written Blocked),
+a recurring job (its finished runs count toward its history), and the
+queues' status (its counts). Each finished job listed after is looked at
+last (priority SETTLED), as `resync` does.
+
 Each reconcile is counted by kind and result, and timed
 (`conveyor_reconcile_*`); the controller also reports its queues' counts and
 its work queue's depth when Prometheus scrapes (`metrics.State`).
@@ -62,10 +70,14 @@ class Controller:
         clock: Callable[[], datetime.datetime] = utcnow,
         identity: str = "conveyor",
         quiet_events: frozenset[str] = frozenset(),
+        complete: bool = True,
     ) -> None:
         """`identity`: this operator's release, written on its pods (see `rivals`);
-        `quiet_events`: reasons of events not to post (see `events`)."""
+        `quiet_events`: reasons of events not to post (see `events`); `complete`: the cache
+        holds the finished jobs too (else `completed()` says when it does)."""
         self.cache = cache
+        self.complete = complete
+        self._held_back: set[Key] = set()
         self.clock = clock
         self.work = WorkQueue(self._dispatch, workers=workers, clock=clock)
         self.recorder = events.EventRecorder(api, clock=clock, quiet=quiet_events)
@@ -98,6 +110,16 @@ class Controller:
             self.admitter.limits_changed(namespace, name)
             self._queue_status_soon(namespace, name)
 
+    def completed(self) -> None:
+        """The finished jobs are listed now: what waited for them goes on."""
+        if self.complete:
+            return
+        self.complete = True
+        log.info("every job is listed: %d held back go on", len(self._held_back))
+        for key in self._held_back:
+            self.work.add(key)
+        self._held_back.clear()
+
     async def stop(self) -> None:
         await self.work.stop()
         await self.recorder.stop()
@@ -114,7 +136,10 @@ class Controller:
         assert record is not None
         namespace = record.namespace
         if not echo:
-            self.work.add(Key(Kind.JOB, namespace, record.name))
+            newly_finished = before is None and decisions.is_terminal(record.phase)
+            self.work.add(
+                Key(Kind.JOB, namespace, record.name), Priority.SETTLED if newly_finished else None
+            )
         if after is None:
             self.admitter.withdraw(namespace, record.name)
         if _phase(before) == _phase(after):
@@ -199,15 +224,25 @@ class Controller:
             if record is None or record.deleting:
                 self.admitter.withdraw(key.namespace, key.name)
                 return None
-            if record.spec is not None and record.spec.is_recurring:
+            recurring = record.spec is not None and record.spec.is_recurring
+            if not self.complete and (recurring or self._dependency_unseen(record)):
+                self._held_back.add(key)
+                return None
+            if recurring:
                 return await self.recurring.reconcile(record)
             return await self.jobs.reconcile(record)
         if key.kind is Kind.ADMIT:
             retry_at = await self.admitter.admit(key.namespace, key.name)
             self._queue_status_soon(key.namespace, key.name)
             return retry_at
+        if not self.complete:
+            self._held_back.add(key)
+            return None
         await self.queue_status.write(key.namespace, key.name)
         return None
+
+    def _dependency_unseen(self, record: JobRecord) -> bool:
+        return any(self.cache.job(record.namespace, dep) is None for dep in record.depends_on)
 
     def _queue_status_soon(self, namespace: str, queue: str) -> None:
         if queue:

@@ -151,12 +151,22 @@ class FakeKubeApi:
 
     # ------------------------------------------------------------ the test's side
 
-    def connect(self, cache: Cache) -> None:
-        """List every object into the cache's stores, then deliver each change as an event."""
+    def connect(
+        self, cache: Cache, *, select: Callable[[Resource, Body], bool] | None = None
+    ) -> None:
+        """List every object (or those `select` picks) into the cache's stores, then deliver
+        each change as an event."""
+        for resource, objects in self._objects.items():
+            for body in objects.values():
+                if select is None or select(resource, body):
+                    cache.store(resource).apply(copy.deepcopy(body))
+        self._caches.append(cache)
+
+    def relist(self, cache: Cache) -> None:
+        """List every object into a connected cache again (what it has unchanged stays)."""
         for resource, objects in self._objects.items():
             for body in objects.values():
                 cache.store(resource).apply(copy.deepcopy(body))
-        self._caches.append(cache)
 
     def disconnect(self, cache: Cache) -> None:
         """Stop delivering to this cache (an operator that died)."""

@@ -3,8 +3,11 @@
 Four resources: BackgroundJobs, the pods of their attempts (by label),
 JobQueues, PriorityClasses, each listed and watched by an `Informer` into its
 store in the cache. The controller starts deciding only once all of them
-have listed (`wait_synced`), so a restarted operator counts every live pod
-before it admits anything.
+have listed (`wait_ready`), so a restarted operator counts every live pod
+before it admits anything. The jobs list in two steps: those not finished
+first, which is all that admission needs, then, once every other informer
+has listed, all of them (`wait_synced`); the controller holds back what
+needs the finished ones until then.
 
 Namespaces (`core.namespaces`): none given, every namespace (one
 cluster-wide watch per resource); plain names, one watch per name (a Role in
@@ -24,14 +27,17 @@ from typing import Any
 import kubernetes
 
 from conveyor.api.v1alpha1 import GROUP, VERSION
+from conveyor.core import decisions, naming
 from conveyor.core import namespaces as namespace_rules
-from conveyor.core import naming
 from conveyor.runtime import metrics
 from conveyor.runtime.cache import Cache, Resource
 from conveyor.runtime.informer import Informer, Lister
 from conveyor.runtime.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
+
+UNFINISHED = ",".join(f"status.phase!={phase}" for phase in sorted(decisions.TERMINAL))
+"""The field selector of the jobs not finished (the CRD makes `.status.phase` selectable)."""
 
 
 class Watches:
@@ -87,7 +93,14 @@ class Watches:
                 )
                 pods = functools.partial(core.list_namespaced_pod, scope)
             add(Resource.QUEUES, queues, scope, namespace_filter=accept)
-            add(Resource.JOBS, jobs, scope, namespace_filter=accept)
+            add(
+                Resource.JOBS,
+                jobs,
+                scope,
+                namespace_filter=accept,
+                first_selector=UNFINISHED,
+                before_the_rest=self.wait_ready,
+            )
             add(
                 Resource.PODS,
                 pods,
@@ -107,13 +120,21 @@ class Watches:
             if informer.resource == resource:
                 informer.recheck()
 
+    async def wait_ready(self) -> None:
+        """Until every informer has listed once, the jobs perhaps only those not finished."""
+        await asyncio.gather(*(informer.ready.wait() for informer in self.informers))
+
     async def wait_synced(self) -> None:
-        """Until every informer has listed once."""
-        loop = asyncio.get_running_loop()
-        began = loop.time()
+        """Until every informer has listed everything once."""
         await asyncio.gather(*(informer.synced.wait() for informer in self.informers))
-        counts = ", ".join(f"{informer.objects} {informer.name}" for informer in self.informers)
-        log.info("listed %s in %.2f s: deciding", counts, loop.time() - began)
+
+    @property
+    def synced(self) -> bool:
+        return all(informer.synced.is_set() for informer in self.informers)
+
+    def counts(self) -> str:
+        """What each informer listed last, for the log."""
+        return ", ".join(f"{informer.objects} {informer.name}" for informer in self.informers)
 
     def health(self) -> dict[str, Any]:
         return {
