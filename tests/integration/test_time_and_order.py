@@ -515,3 +515,21 @@ def test_a_dependency_cycle_is_reported(jobs: Jobs) -> None:
             ),
         )
         assert "x" in condition(status, "Blocked")["message"]
+
+
+def test_a_job_submitted_while_down_after_its_dependency_finished_starts_never_blocked(
+    jobs: Jobs, conveyor_operator: OperatorProcess
+) -> None:
+    """A restarted operator admits before the finished jobs are listed (`watches`): the
+    dependent of a finished job waits for that list, then starts. It is never written
+    Blocked for a dependency it had not seen yet."""
+    jobs.create("compile", "true")
+    jobs.wait_phase("compile", "Succeeded", timeout=60)
+    conveyor_operator.kill()
+    try:
+        jobs.create("publish", "true", dependsOn=["compile"])
+    finally:
+        conveyor_operator.start()
+    status = jobs.wait_phase("publish", "Succeeded", timeout=60)
+    assert condition(status, "Blocked") is None, status["conditions"]
+    assert "WaitingForDependencies" not in {e.reason for e in jobs.events("publish")}

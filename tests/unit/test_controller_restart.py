@@ -171,3 +171,70 @@ async def test_a_restart_admits_before_the_finished_jobs_are_listed(world: World
     written = {(call.method, call.name) for call in world.api.calls[since:]}
     assert ("patch_queue_status", "q") in written
     assert ("patch_job_status", "deploy") in written
+
+
+@scenario
+async def test_a_pod_that_finished_while_down_is_not_taken_for_lost_before_it_is_listed(
+    world: World,
+) -> None:
+    """long's pod succeeds while no operator runs. The first list leaves that pod out: the
+    job, Running, is held back (its pod would look lost, and be run again) until the rest
+    is listed, then records the success of its one attempt."""
+    world.job("long")
+    await world.start()
+    assert world.phase("long") == "Running"
+    await world.kill()
+    world.finish("long-1")
+    since = len(world.api.calls)
+    await world.start(unfinished_first=True)
+    await world.advance(5)
+    assert [c for c in world.api.calls[since:] if c.name.startswith("long")] == []
+    await world.list_the_rest()
+    status = world.status("long")
+    assert (status["phase"], status["attempts"]) == ("Succeeded", 1)
+    assert world.pods("long") == ["long-1"]
+
+
+@scenario
+async def test_a_finished_pod_its_job_never_recorded_is_adopted_from_a_partial_list(
+    world: World,
+) -> None:
+    """The pod was created, the Running write never made it, and the pod succeeded while no
+    operator ran. The first list sees neither a pod nor a status: the job is admitted, its
+    create is a 409, and the pod is adopted as attempt 1, not run again."""
+    world.job("once")
+    world.api.fail("patch_job_status", kube_errors.ApiError(500, "etcd is away"), times=100)
+    await world.start()
+    assert world.pods() == ["once-1"]
+    await world.kill()
+    world.api.clear_failures()
+    world.finish("once-1")
+    await world.start(unfinished_first=True)
+    await world.list_the_rest()
+    status = world.status("once")
+    assert (status["phase"], status["attempts"], status["podName"]) == ("Succeeded", 1, "once-1")
+    assert world.pods() == ["once-1"]
+
+
+@scenario
+async def test_a_rate_limited_queue_admits_only_once_its_finished_pods_are_listed(
+    world: World,
+) -> None:
+    """Two starts a minute: both were used just before the restart, by pods that finished.
+    A partial list does not show them, so the queue admits nothing until it is complete;
+    then it waits for the window, as it would have."""
+    world.queue("metered", rateLimit={"max": 2, "periodSeconds": 60})
+    world.job("a", queue="metered")
+    world.job("b", queue="metered")
+    await world.start()
+    await world.finish_all()
+    await world.kill()
+    world.job("c", queue="metered")
+    await world.start(unfinished_first=True)
+    await world.advance(1)
+    assert world.pods("c") == []
+    await world.list_the_rest()
+    await world.advance(1)
+    assert world.pods("c") == []
+    await world.advance(60)
+    assert world.pods("c") == ["c-1"]

@@ -79,3 +79,22 @@ async def test_its_own_pods_and_a_takeover_are_not_a_rival(world: World) -> None
     await world.advance(1)
     assert "AnotherOperator" not in world.event_reasons("a")
     assert queue_condition(world, "q") is None
+
+
+@scenario
+async def test_an_old_finished_pod_listed_after_the_start_is_no_rival(world: World) -> None:
+    """A pod another release made long ago, finished, reaches a restarted operator with the
+    second list, after it began: it is history, not another operator acting here now."""
+    world.queue("q", concurrency=1)
+    world.job("old", queue="q")
+    world.api.create(Resource.PODS, foreign_pod("old", 1, "earlier/conveyor"))
+    world.finish("old-1")
+    world.api.set_status(Resource.JOBS, NAMESPACE, "old", {"phase": "Succeeded", "attempts": 1})
+    world.job("new", queue="q")
+    await world.start(unfinished_first=True)
+    await world.list_the_rest()
+    await world.advance(1)
+    assert world.pods("new") == ["new-1"]
+    assert world.event_reasons("old") == []
+    found = queue_condition(world, "q")
+    assert found is None or found["status"] == "False"

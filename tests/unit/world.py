@@ -43,7 +43,7 @@ class World:
         self, *, listed: bool = False, unfinished_first: bool = False
     ) -> tuple[Cache, Controller]:
         """A new operator; `listed`: its watches have listed everything (no events yet), or
-        with `unfinished_first` every object but the finished jobs."""
+        with `unfinished_first` every object but the finished jobs and pods."""
         cache = Cache()
         if listed:
             self.api.connect(cache, select=_unfinished if unfinished_first else None)
@@ -57,7 +57,7 @@ class World:
     async def start(self, *, settle: bool = True, unfinished_first: bool = False) -> None:
         """Start the operator as `conveyor.__main__` does: it lists everything, then its
         controller begins a term by looking at every job, and decides. `unfinished_first`:
-        it begins before the finished jobs are listed (`list_the_rest` lists them)."""
+        it begins before the finished jobs and pods are listed (`list_the_rest` lists them)."""
         self.cache, self.controller = self._operator(listed=True, unfinished_first=unfinished_first)
         self._count_reconciles()
         self.controller.resync()
@@ -68,7 +68,7 @@ class World:
             await self.spin()
 
     async def list_the_rest(self) -> None:
-        """The finished jobs are listed too (after `start(unfinished_first=True)`)."""
+        """The finished jobs and pods are listed too (after `start(unfinished_first=True)`)."""
         self.api.relist(self.cache)
         self.controller.completed()
         await self.settle()
@@ -198,9 +198,9 @@ class World:
 
 
 def _unfinished(resource: Resource, body: dict[str, Any]) -> bool:
-    """What the operator's first list picks: every object but the finished jobs."""
+    """What the operator's first list picks: every object but the finished jobs and pods."""
     phase = (body.get("status") or {}).get("phase")
-    return resource is not Resource.JOBS or phase not in ("Succeeded", "Failed")
+    return resource not in (Resource.JOBS, Resource.PODS) or phase not in ("Succeeded", "Failed")
 
 
 def scenario(test: Callable[[World], Awaitable[None]]) -> Callable[[], None]:

@@ -270,6 +270,10 @@ class Admitter:
                     occupancy.reserve(name, self._clock())
         self._work.add(Key(Kind.ADMIT, namespace, queue))
 
+    def rate_limited(self, namespace: str, queue: str) -> bool:
+        limits = self._limits(namespace, queue)
+        return limits is not None and limits.rate_max is not None
+
     def running(self, namespace: str, queue: str) -> int:
         """Jobs of the queue holding a slot: live pods and admitted jobs."""
         limits = self._limits(namespace, queue)

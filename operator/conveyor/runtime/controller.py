@@ -19,13 +19,20 @@ reconciles its job and updates its queue's occupancy; a new pod made by
 another operator is reported (`rivals`). A queue's new spec looks again at
 its limits and at the jobs that wait in it.
 
-A controller may begin before the finished jobs are listed (`complete`
-false: see `watches`). Admission needs only the unfinished jobs and every
-pod, so it goes on; what needs the finished jobs waits for `completed()`: a
-job with a dependency not yet seen (a missing one would be written Blocked),
-a recurring job (its finished runs count toward its history), and the
-queues' status (its counts). Each finished job listed after is looked at
-last (priority SETTLED), as `resync` does.
+A controller may begin before the finished jobs and pods are listed
+(`complete` false: see `watches`). Admission needs only the unfinished ones,
+so it goes on: a pod it creates that exists already, finished, is a 409 and
+is adopted (`admitter`). What needs the finished ones waits for
+`completed()`:
+- a Running job: its pod may have finished unseen, and would look lost;
+- a job with a dependency not yet seen: it would be written Blocked;
+- a recurring job: its finished runs count toward its history;
+- a queue with a rate limit: its window counts the pods started lately,
+  finished ones too;
+- the queues' status: its counts.
+Each finished job, and each finished pod of a finished job, listed after is
+looked at last (priority SETTLED), as `resync` does; and a finished pod
+listed after is no news of another operator (`rivals`).
 
 Each reconcile is counted by kind and result, and timed
 (`conveyor_reconcile_*`); the controller also reports its queues' counts and
@@ -155,10 +162,14 @@ class Controller:
         pod = after or before
         assert pod is not None
         self.admitter.pod_changed(before, after)
-        self.work.add(Key(Kind.JOB, pod.namespace, pod.job))
+        settled = before is None and after is not None and not after.view.live
+        if settled:
+            job = self.cache.job(pod.namespace, pod.job)
+            settled = job is None or decisions.is_terminal(job.phase)
+        self.work.add(Key(Kind.JOB, pod.namespace, pod.job), Priority.SETTLED if settled else None)
         if after is None:
             self.jobs.forget_pod(pod.namespace, pod.view.name)
-        elif before is None:
+        elif before is None and (self.complete or after.view.live):
             self._check_creator(after)
 
     def _check_creator(self, pod: PodRecord) -> None:
@@ -225,13 +236,18 @@ class Controller:
                 self.admitter.withdraw(key.namespace, key.name)
                 return None
             recurring = record.spec is not None and record.spec.is_recurring
-            if not self.complete and (recurring or self._dependency_unseen(record)):
+            if not self.complete and (
+                recurring or record.phase == "Running" or self._dependency_unseen(record)
+            ):
                 self._held_back.add(key)
                 return None
             if recurring:
                 return await self.recurring.reconcile(record)
             return await self.jobs.reconcile(record)
         if key.kind is Kind.ADMIT:
+            if not self.complete and self.admitter.rate_limited(key.namespace, key.name):
+                self._held_back.add(key)
+                return None
             retry_at = await self.admitter.admit(key.namespace, key.name)
             self._queue_status_soon(key.namespace, key.name)
             return retry_at

@@ -208,6 +208,12 @@ class FakeKubeApi:
         body["status"] = copy.deepcopy(dict(status))
         return self._changed(Resource.PODS, body)
 
+    def set_status(
+        self, resource: Resource, namespace: str, name: str, status: Mapping[str, Any]
+    ) -> Body:
+        """Merge into an object's status, as another writer (an earlier release) would."""
+        return self._patch_status(resource, namespace, name, status)
+
     def run_pod(self, namespace: str, name: str) -> Body:
         return self.set_pod(namespace, name, {"phase": "Running"})
 

@@ -4,10 +4,13 @@ Four resources: BackgroundJobs, the pods of their attempts (by label),
 JobQueues, PriorityClasses, each listed and watched by an `Informer` into its
 store in the cache. The controller starts deciding only once all of them
 have listed (`wait_ready`), so a restarted operator counts every live pod
-before it admits anything. The jobs list in two steps: those not finished
-first, which is all that admission needs, then, once every other informer
-has listed, all of them (`wait_synced`); the controller holds back what
-needs the finished ones until then.
+before it admits anything. Jobs and pods list in two steps: those not
+finished first (a field selector on `status.phase`), which is all that
+admission needs, then, once every informer has listed that much, all of
+them (`wait_synced`); the controller holds back what needs the finished ones
+until then. After a restart over 50,000 finished jobs and their 40,000
+pods, the first step is a few thousand objects and the second most of the
+300 MB the lists bring.
 
 Namespaces (`core.namespaces`): none given, every namespace (one
 cluster-wide watch per resource); plain names, one watch per name (a Role in
@@ -37,7 +40,8 @@ from conveyor.runtime.workqueue import WorkQueue
 log = logging.getLogger(__name__)
 
 UNFINISHED = ",".join(f"status.phase!={phase}" for phase in sorted(decisions.TERMINAL))
-"""The field selector of the jobs not finished (the CRD makes `.status.phase` selectable)."""
+"""The field selector of the jobs not finished (the CRD makes `.status.phase` selectable),
+and of the pods not finished (their phases end the same two ways)."""
 
 
 class Watches:
@@ -107,6 +111,8 @@ class Watches:
                 scope,
                 namespace_filter=accept,
                 label_selector=naming.LABEL_JOB,
+                first_selector=UNFINISHED,
+                before_the_rest=self.wait_ready,
             )
         add(Resource.PRIORITY_CLASSES, scheduling.list_priority_class, None)
 
