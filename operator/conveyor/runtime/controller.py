@@ -81,7 +81,7 @@ class Controller:
     ) -> None:
         """`identity`: this operator's release, written on its pods (see `rivals`);
         `quiet_events`: reasons of events not to post (see `events`); `complete`: the cache
-        holds the finished jobs too (else `completed()` says when it does)."""
+        holds the finished jobs and pods too (else `completed()` says when it does)."""
         self.cache = cache
         self.complete = complete
         self._held_back: set[Key] = set()
@@ -118,11 +118,11 @@ class Controller:
             self._queue_status_soon(namespace, name)
 
     def completed(self) -> None:
-        """The finished jobs are listed now: what waited for them goes on."""
+        """The finished jobs and pods are listed now: what waited for them goes on."""
         if self.complete:
             return
         self.complete = True
-        log.info("every job is listed: %d held back go on", len(self._held_back))
+        log.info("every job and pod is listed: %d held back go on", len(self._held_back))
         for key in self._held_back:
             self.work.add(key)
         self._held_back.clear()

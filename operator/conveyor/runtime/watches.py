@@ -127,7 +127,8 @@ class Watches:
                 informer.recheck()
 
     async def wait_ready(self) -> None:
-        """Until every informer has listed once, the jobs perhaps only those not finished."""
+        """Until every informer has listed once, the jobs and pods perhaps only those not
+        finished."""
         await asyncio.gather(*(informer.ready.wait() for informer in self.informers))
 
     async def wait_synced(self) -> None:
