@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from conveyor.api.v1alpha1 import API_VERSION
+from conveyor.core import decisions
 from conveyor.runtime.cache import Cache, Resource
 from conveyor.runtime.controller import Controller
 from conveyor.runtime.fake_kube import FakeKubeApi
@@ -200,7 +201,7 @@ class World:
 def _unfinished(resource: Resource, body: dict[str, Any]) -> bool:
     """What the operator's first list picks: every object but the finished jobs and pods."""
     phase = (body.get("status") or {}).get("phase")
-    return resource not in (Resource.JOBS, Resource.PODS) or phase not in ("Succeeded", "Failed")
+    return resource not in (Resource.JOBS, Resource.PODS) or not decisions.is_terminal(phase)
 
 
 def scenario(test: Callable[[World], Awaitable[None]]) -> Callable[[], None]:

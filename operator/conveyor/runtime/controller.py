@@ -111,8 +111,7 @@ class Controller:
         takeover by a follower whose cache is warm) begins with."""
         for namespace, name in self.cache.jobs.known():
             job = self.cache.job(namespace, name)
-            finished = job is not None and decisions.is_terminal(job.phase)
-            self.work.add(Key(Kind.JOB, namespace, name), Priority.SETTLED if finished else None)
+            self.work.add(Key(Kind.JOB, namespace, name), _settled_if(_finished(job)))
         for namespace, name in self.cache.queues.known():
             self.admitter.limits_changed(namespace, name)
             self._queue_status_soon(namespace, name)
@@ -143,10 +142,8 @@ class Controller:
         assert record is not None
         namespace = record.namespace
         if not echo:
-            newly_finished = before is None and decisions.is_terminal(record.phase)
-            self.work.add(
-                Key(Kind.JOB, namespace, record.name), Priority.SETTLED if newly_finished else None
-            )
+            newly_finished = before is None and _finished(record)
+            self.work.add(Key(Kind.JOB, namespace, record.name), _settled_if(newly_finished))
         if after is None:
             self.admitter.withdraw(namespace, record.name)
         if _phase(before) == _phase(after):
@@ -165,8 +162,8 @@ class Controller:
         settled = before is None and after is not None and not after.view.live
         if settled:
             job = self.cache.job(pod.namespace, pod.job)
-            settled = job is None or decisions.is_terminal(job.phase)
-        self.work.add(Key(Kind.JOB, pod.namespace, pod.job), Priority.SETTLED if settled else None)
+            settled = job is None or _finished(job)
+        self.work.add(Key(Kind.JOB, pod.namespace, pod.job), _settled_if(settled))
         if after is None:
             self.jobs.forget_pod(pod.namespace, pod.view.name)
         elif before is None and (self.complete or after.view.live):
@@ -309,6 +306,15 @@ class _Counted:
 
 
 _COUNTED = {kind: _Counted.of(kind) for kind in Kind}
+
+
+def _finished(job: JobRecord | None) -> bool:
+    return job is not None and decisions.is_terminal(job.phase)
+
+
+def _settled_if(settled: bool) -> Priority | None:
+    """A finished job listed or relisted is looked at after everything else (SETTLED)."""
+    return Priority.SETTLED if settled else None
 
 
 def _phase(record: JobRecord | None) -> object:
