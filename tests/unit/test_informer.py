@@ -240,6 +240,21 @@ def test_the_index_keeps_one_value_per_object_under_each_key():
     assert list(index.values("j")) == []
 
 
+def test_an_index_key_keeps_its_objects_in_order_as_they_come_and_go():
+    index = Index()
+    for name in ("a", "b", "c"):
+        index.put(("ns", name), {"k": name})
+    index.drop(("ns", "a"), ["k"])
+    index.drop(("ns", "b"), ["k"])
+    assert list(index.values("k")) == ["c"]
+    index.put(("ns", "a"), {"k": "a"})
+    index.put(("ns", "c"), {"k": "c2"})
+    assert list(index.values("k")) == ["c2", "a"]
+    index.drop(("ns", "c"), ["k"])
+    index.drop(("ns", "a"), ["k"])
+    assert "k" not in index
+
+
 @run
 async def test_a_namespaced_relist_forgets_only_its_own_namespace():
     """Two informers (one per namespace) share a store: each relist drops only its own."""

@@ -44,7 +44,7 @@ DISRUPTION_POD_REASONS = frozenset(
 STARTING_REASONS = frozenset({"ContainerCreating", "PodInitializing"})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PodView:
     """The facts of one attempt's pod that decide its outcome."""
 

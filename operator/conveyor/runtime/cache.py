@@ -31,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import enum
+import functools
 from collections.abc import Hashable, Iterable, Iterator, Mapping
 from typing import Any, NamedTuple, Protocol, TypeVar
 
@@ -79,12 +80,18 @@ class Resource(enum.Enum):
 # ------------------------------------------------------------ indexers
 
 
+@functools.lru_cache(maxsize=4096)
+def _shared_key(by: By, namespace: str, name: str) -> IndexKey:
+    """One key object for the entries that thousands of objects share (their queue's)."""
+    return IndexKey(by, namespace, name)
+
+
 def index_job(body: Mapping[str, Any]) -> Indexed[JobRecord]:
     record = JobRecord.from_body(body)
     namespace, name = record.key
     entries: dict[Hashable, object] = {
         IndexKey(By.JOB, namespace, name): record,
-        IndexKey(By.IN_QUEUE, namespace, record.queue): name,
+        _shared_key(By.IN_QUEUE, namespace, record.queue): name,
     }
     for dependency in record.depends_on:
         entries[IndexKey(By.DEPENDENT_OF, namespace, dependency)] = name
@@ -101,7 +108,7 @@ def index_pod(body: Mapping[str, Any]) -> Indexed[PodRecord] | None:
         record,
         {
             IndexKey(By.POD_OF_JOB, record.namespace, record.job): record,
-            IndexKey(By.POD_OF_QUEUE, record.namespace, record.queue): record,
+            _shared_key(By.POD_OF_QUEUE, record.namespace, record.queue): record,
         },
     )
 

@@ -19,6 +19,7 @@ import collections
 import dataclasses
 import datetime
 import functools
+import sys
 import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -163,7 +164,7 @@ def _parse_finished(json: bytes, phase: str) -> BackgroundJobStatus:
         return BackgroundJobStatus.model_validate({"phase": phase})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class JobRecord:
     namespace: str
     name: str
@@ -240,7 +241,7 @@ class JobRecord:
             None,
         )
         return cls(
-            namespace=meta.get("namespace", ""),
+            namespace=sys.intern(meta.get("namespace", "")),
             name=meta.get("name", ""),
             uid=meta.get("uid", ""),
             resource_version=resource_version(meta),
@@ -249,7 +250,7 @@ class JobRecord:
             deleting=bool(meta.get("deletionTimestamp")),
             annotations=_own(annotations),
             owner_uid=owner_uid,
-            parent=(meta.get("labels") or {}).get(naming.LABEL_PARENT) or None,
+            parent=_shared((meta.get("labels") or {}).get(naming.LABEL_PARENT) or None),
             spec=spec,
             spec_error=spec_error,
             job_status=status,
@@ -289,7 +290,7 @@ class QueueRecord:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PodRecord:
     namespace: str
     uid: str
@@ -356,30 +357,35 @@ class PodRecord:
         view = PodView(
             name=meta.get("name", ""),
             attempt=attempt,
-            phase=status.get("phase") or "Pending",
+            phase=sys.intern(status.get("phase") or "Pending"),
             created_at=created_at,
             finished_at=max(finished) if finished else None,
             deleting=bool(meta.get("deletionTimestamp")),
-            reason=status.get("reason"),
+            reason=_shared(status.get("reason")),
             message=status.get("message"),
             exit_code=exit_code,
-            container_reason=container_reason,
+            container_reason=_shared(container_reason),
             container_message=container_message,
-            waiting_reason=waiting_reason,
+            waiting_reason=_shared(waiting_reason),
             waiting_message=waiting_message,
             disruption_reason=disruption,
             unschedulable_message=unschedulable,
         )
         return cls(
-            namespace=meta.get("namespace", ""),
+            namespace=sys.intern(meta.get("namespace", "")),
             uid=meta.get("uid", ""),
             job=labels.get(naming.LABEL_JOB, ""),
-            queue=labels.get(naming.LABEL_QUEUE, ""),
+            queue=sys.intern(labels.get(naming.LABEL_QUEUE, "")),
             resource_version=resource_version(meta),
             view=view,
-            failing_container=failing,
-            creator=annotations.get(naming.ANNOTATION_OPERATOR),
+            failing_container=_shared(failing),
+            creator=_shared(annotations.get(naming.ANNOTATION_OPERATOR)),
         )
+
+
+def _shared(text: str | None) -> str | None:
+    """One copy of a string that many records hold (a namespace, a queue, a phase)."""
+    return sys.intern(text) if isinstance(text, str) else text
 
 
 def _own(annotations: Mapping[str, str]) -> Mapping[str, str]:
