@@ -9,17 +9,18 @@ from tests.unit.world import NAMESPACE, World, scenario
 
 @scenario
 async def test_the_echo_of_its_own_write_is_not_reconciled(world: World) -> None:
-    """A job in a paused queue is looked at twice (new, then its Queued write); the watch
-    event of that write is not a third look. A user's change is."""
+    """A job in a paused queue is looked at once (new: its queue's pass says it waits, and
+    Queued is written); the watch event of that write is not a second look. A user's
+    change is."""
     world.queue("held", paused=True)
     world.job("waits", queue="held")
     await world.start()
     await world.advance(1)
     assert world.phase("waits") == "Queued"
-    assert world.reconciles == ["waits", "waits"]
+    assert world.reconciles == ["waits"]
     world.update_job("waits", priority=5)
     await world.settle()
-    assert world.reconciles == ["waits", "waits", "waits"]
+    assert world.reconciles == ["waits", "waits"]
 
 
 @scenario
@@ -236,3 +237,16 @@ async def test_the_workers_termination_message_becomes_the_jobs_result(world: Wo
     assert status["result"] == '{"rows": 42}'
     assert status["history"][-1]["output"] == '{"rows": 42}'
     assert world.api.count("read_log_tail") == 0
+
+
+@scenario
+async def test_a_job_sent_to_an_idle_queue_starts_within_its_first_look(world: World) -> None:
+    """Its queue's line is empty and nothing else waits: its own reconcile admits it and
+    creates its pod, without a pass of the queue in between; the next look is the pod's."""
+    world.queue("q", concurrency=2)
+    await world.start()
+    world.job("first", queue="q")
+    await world.settle()
+    assert world.pods("first") == ["first-1"]
+    assert world.phase("first") == "Running"
+    assert world.reconciles == ["first", "first"]

@@ -23,6 +23,13 @@ response: the API server stamped the pod before that, so a window measured
 with the API server's own creationTimestamps never holds more starts than
 the limit.
 
+A job offered to an empty line of a queue without a rate limit, while no
+other key waits in the work queue, is passed on at once, within its own
+reconcile, which goes on to start it: a job submitted to an idle queue costs
+one reconcile, not two and a pass. (A burst or a restart's resync goes
+through passes, which take the line by priority; a rate limit's passes wait
+for the finished pods to be listed: see `controller`.)
+
 Jobs ready to start whose status was never written (a job submitted a moment
 ago) are not written Queued at once: most are admitted within the next pass,
 and the Queued write would be wasted. A pass that leaves such a job waiting
@@ -112,13 +119,16 @@ class Admitter:
             queue is not None and queue.occupancy is not None and queue.occupancy.holds(record.name)
         )
 
-    def offer(self, record: JobRecord, effective: Effective) -> None:
+    def offer(self, record: JobRecord, effective: Effective) -> bool:
         """The job is ready to start: put it in its queue's line (or update its place), unless
-        its last start failed a moment ago: then its key comes back when its backoff ends."""
+        its last start failed a moment ago: then its key comes back when its backoff ends.
+
+        Returns whether it is admitted already: alone in the line of a queue without a rate
+        limit, it is passed on at once (see the docstring)."""
         held = self._held.get((record.namespace, record.name))
         if held is not None and held[1] > self._clock():
             self._work.add_after(Key(Kind.JOB, record.namespace, record.name), held[1])
-            return
+            return False
         self._leave_other_queue(record)
         ref = (record.namespace, record.queue)
         queue = self._queue(ref)
@@ -132,11 +142,18 @@ class Admitter:
                 queue.unwritten = set()
             queue.unwritten.add(record.name)
         if was_empty:
+            limits = self._limits(*ref)
+            # Alone: no other key waits in the work queue that could offer a job of higher
+            # priority first (a burst, a restart's resync: those go through one pass).
+            if limits is not None and limits.rate_max is None and len(self._work) == 0:
+                self._pass(ref, limits, offering=record.name)
+                return self.admitted(record)
             self._work.add(Key(Kind.ADMIT, *ref))
         elif joined:
             # A line is forming: one pass a moment later admits the newcomers together,
             # instead of one pass over the whole line per newcomer.
             self._work.add_after(Key(Kind.ADMIT, *ref), self._clock() + COALESCING)
+        return False
 
     def may_write_queued(self, record: JobRecord) -> bool:
         """Whether a job that must wait gets its Queued phase written now (see the docstring)."""
@@ -285,8 +302,18 @@ class Admitter:
         """One admission pass of the queue. Returns when to pass again (the rate limit)."""
         ref = (namespace, queue_name)
         limits = self._limits(namespace, queue_name)
+        if limits is None:
+            return None
+        return self._pass(ref, limits, offering=None)
+
+    def _pass(
+        self, ref: QueueRef, limits: admission.QueueLimits, *, offering: str | None
+    ) -> datetime.datetime | None:
+        """Admit what the queue has room for; the job `offering` is being reconciled already,
+        and its key is not asked for again."""
+        namespace = ref[0]
         queue = self._queues.get(ref)
-        if limits is None or queue is None or not queue.line:
+        if queue is None or not queue.line:
             return None
         now = self._clock()
         occupancy = self._occupancy(ref, limits)
@@ -299,12 +326,14 @@ class Admitter:
         )
         for candidate in queue.line.take(plan.slots):
             occupancy.reserve(candidate.name, now)
-            self._work.add(Key(Kind.JOB, namespace, candidate.name), Priority.START)
+            if candidate.name != offering:
+                self._work.add(Key(Kind.JOB, namespace, candidate.name), Priority.START)
         unwritten, queue.unwritten = queue.unwritten or set(), None
         for name in unwritten:
             if name in queue.line:
                 self._passed_over.add((namespace, name))
-                self._work.add(Key(Kind.JOB, namespace, name), Priority.INFORM)
+                if name != offering:
+                    self._work.add(Key(Kind.JOB, namespace, name), Priority.INFORM)
         return plan.retry_at
 
     # ------------------------------------------------------------ helpers
