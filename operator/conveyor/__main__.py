@@ -255,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
             await watching.stop()
         for server in servers:
             await server.cleanup()
+        await api.close()
 
     asyncio.run(
         kopf.operator(

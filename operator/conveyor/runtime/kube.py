@@ -10,9 +10,10 @@ fails is counted by verb, resource and status (`metrics.api_error`).
 Requests skip the client's generated methods (`ClientKubeApi._send`): they
 turn a body into the client's models and back, 1.4 ms of CPU for a pod
 create, more than the rest of its path through the operator, for a body that
-is JSON already. Only the log read (plain text) and the informers' lists and
-watches (`informer`) use them; every call shares the client's configuration,
-authentication and connection pool.
+is JSON already. They are sent from the event loop (`loop_http`), with the
+client's configuration and credentials, not from a worker thread. Only the
+log read (plain text) and the informers' lists and watches (`informer`) use
+the client, in the thread pool.
 
 `KubeApi` is the Protocol the controller depends on; `ClientKubeApi` is the
 real thing, and `fake_kube.FakeKubeApi` an in-memory one for the controller's
@@ -28,7 +29,6 @@ import concurrent.futures
 import contextlib
 import datetime
 import functools
-import json
 import logging
 import os
 import urllib.parse
@@ -36,13 +36,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
+import aiohttp
 import kubernetes
+import orjson
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
 from conveyor.api.v1alpha1 import GROUP, VERSION
 from conveyor.core import naming
-from conveyor.runtime import kube_errors, metrics
+from conveyor.runtime import kube_errors, loop_http, metrics
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -132,6 +134,7 @@ class ClientKubeApi:
         configuration.connection_pool_maxsize = threads
         self._client = kubernetes.client.ApiClient(configuration)
         self._core = kubernetes.client.CoreV1Api(self._client)
+        self._http = loop_http.LoopHttp(self._client, connections=threads)
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=threads, thread_name_prefix="kube"
         )
@@ -141,6 +144,9 @@ class ClientKubeApi:
         self.on_forbidden: Callable[[str], None] | None = None
         """Told the resource (`pods`, `backgroundjobs`, ...) of a request RBAC refused: the
         operator's permissions changed, and its watch of that resource may not know yet."""
+
+    async def close(self) -> None:
+        await self._http.close()
 
     @property
     def client(self) -> kubernetes.client.ApiClient:
@@ -158,22 +164,26 @@ class ClientKubeApi:
         try:
             return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
         except ApiException as error:
-            if request is not None:
-                metrics.api_error(*request, error.status)
-            translated = kube_errors.translate(error)
-            if (
-                request is not None
-                and self.on_forbidden is not None
-                and isinstance(translated, kube_errors.ApiError)
-                and translated.status == 403
-                and not translated.refused_by_policy
-            ):
-                self.on_forbidden(request[1].partition("/")[0])
-            raise translated from error
+            if request is None:
+                raise kube_errors.translate(error) from error
+            raise self._translated(request, error) from error
         except (urllib3.exceptions.HTTPError, OSError):
             if request is not None:
                 metrics.api_error(*request, None)
             raise
+
+    def _translated(self, request: Request, error: ApiException) -> Exception:
+        """The refusal as `kube_errors` says, counted; RBAC's refusal is told (`on_forbidden`)."""
+        metrics.api_error(*request, error.status)
+        translated = kube_errors.translate(error)
+        if (
+            self.on_forbidden is not None
+            and isinstance(translated, kube_errors.ApiError)
+            and translated.status == 403
+            and not translated.refused_by_policy
+        ):
+            self.on_forbidden(request[1].partition("/")[0])
+        return translated
 
     async def _send(
         self,
@@ -186,36 +196,28 @@ class ClientKubeApi:
         content_type: str = "application/json",
     ) -> dict[str, Any]:
         """A request as the client's generated method would make it (the same headers,
-        authentication, connection pool and errors), without its models. A write is
-        fenced in the worker thread, at the last moment before it is sent; the body is
-        read there too, which returns the connection to the pool (an unread response
-        would cost a new TLS handshake)."""
-        client = self._client
-        url = client.configuration.host + path
-        if query:
-            url += "?" + urllib.parse.urlencode(query)
-        fence = self.fence if method != "GET" else None
-
-        def call() -> dict[str, Any]:
-            if fence is not None and not fence():
-                raise kube_errors.FencedError(f"{method} {path}: not the leader")
-            headers = {
-                **client.default_headers,
-                "Accept": "application/json",
-                "Content-Type": content_type,
-            }
-            client.update_params_for_auth(headers, [], ["BearerToken"], path, method, None)
-            response = client.rest_client.request(method, url, headers=headers, body=body)  # type: ignore[no-untyped-call]
-            try:
-                data = response.read()
-                if not 200 <= response.status <= 299:
-                    raise ApiException.from_response(http_resp=response, body=None, data=None)
-            finally:
-                response.response.release_conn()
-            answer: dict[str, Any] = json.loads(data) if data else {}
-            return answer
-
-        return await self._call(request, call)
+        authentication and errors), without its models, from the event loop (`loop_http`).
+        A write is fenced at the last moment before it is sent."""
+        if method != "GET" and self.fence is not None and not self.fence():
+            raise kube_errors.FencedError(f"{method} {path}: not the leader")
+        try:
+            answer = await self._http.request(
+                method,
+                path,
+                query=query,
+                body=None if body is None else orjson.dumps(body),
+                content_type=content_type,
+            )
+        except (aiohttp.ClientError, TimeoutError, OSError):
+            metrics.api_error(*request, None)
+            raise
+        if not 200 <= answer.status <= 299:
+            refused = ApiException(status=answer.status, reason=answer.reason)
+            refused.body = answer.body.decode("utf-8", "replace")
+            refused.headers = answer.headers
+            raise self._translated(request, refused) from refused
+        parsed: dict[str, Any] = orjson.loads(answer.body) if answer.body else {}
+        return parsed
 
     async def create_pod(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         # Strict: a field the pod has no such field for (a typo in the template) is refused,

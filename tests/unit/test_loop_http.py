@@ -1,0 +1,84 @@
+"""The operator's requests from the event loop honor the client's configuration: its proxy
+(and the hosts that bypass it), and a request that gets no answer is counted as such."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import aiohttp
+import kubernetes
+import pytest
+from aiohttp import web
+
+from conveyor.runtime import kube, loop_http
+from tests.unit.test_metrics import sample
+
+
+@asynccontextmanager
+async def server() -> AsyncIterator[str]:
+    """A local API server that answers every request with an empty object; its URL."""
+
+    async def answer(_request: web.Request) -> web.Response:
+        return web.json_response({"metadata": {"resourceVersion": "3"}})
+
+    app = web.Application()
+    app.router.add_route("*", "/{path:.*}", answer)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
+
+
+def unused_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def configuration(host: str, *, proxy: str | None = None, no_proxy: str | None = None) -> object:
+    config = kubernetes.client.Configuration()
+    config.host = host
+    config.proxy = proxy
+    config.no_proxy = no_proxy
+    return config
+
+
+def test_a_host_the_proxy_is_bypassed_for_is_asked_directly() -> None:
+    dead_proxy = f"http://127.0.0.1:{unused_port()}"
+
+    async def scenario() -> None:
+        async with server() as host:
+            direct = kube.ClientKubeApi(
+                threads=2, configuration=configuration(host, proxy=dead_proxy, no_proxy="127.0.0.1")
+            )
+            assert await direct.create_job("ns", {"kind": "BackgroundJob"}) == {
+                "metadata": {"resourceVersion": "3"}
+            }
+            await direct.close()
+            proxied = kube.ClientKubeApi(
+                threads=2, configuration=configuration(host, proxy=dead_proxy)
+            )
+            with pytest.raises((aiohttp.ClientError, OSError)):
+                await proxied.create_job("ns", {"kind": "BackgroundJob"})
+            await proxied.close()
+
+    labels = {"verb": "create", "resource": "backgroundjobs", "code": "none"}
+    before = sample("conveyor_api_request_errors_total", **labels)
+    asyncio.run(asyncio.wait_for(scenario(), timeout=20))
+    assert sample("conveyor_api_request_errors_total", **labels) == before + 1
+
+
+def test_a_socks_proxy_is_refused_by_name() -> None:
+    """(The official client itself needs PySocks for one; this needs aiohttp-socks.)"""
+    client = kubernetes.client.ApiClient(configuration("https://10.0.0.1"))
+    client.configuration.proxy = "socks5://proxy.example:1080"
+    with pytest.raises(loop_http.UnsupportedProxyError, match=r"socks5://proxy\.example:1080"):
+        loop_http.LoopHttp(client, connections=1)
