@@ -18,10 +18,12 @@ from tests.unit.test_metrics import sample
 
 
 @asynccontextmanager
-async def server() -> AsyncIterator[str]:
-    """A local API server that answers every request with an empty object; its URL."""
+async def server(seen: list[bytes] | None = None) -> AsyncIterator[str]:
+    """A local API server that answers every request alike (and keeps the bodies); its URL."""
 
-    async def answer(_request: web.Request) -> web.Response:
+    async def answer(request: web.Request) -> web.Response:
+        if seen is not None:
+            seen.append(await request.read())
         return web.json_response({"metadata": {"resourceVersion": "3"}})
 
     app = web.Application()
@@ -82,3 +84,17 @@ def test_a_socks_proxy_is_refused_by_name() -> None:
     client.configuration.proxy = "socks5://proxy.example:1080"
     with pytest.raises(loop_http.UnsupportedProxyError, match=r"socks5://proxy\.example:1080"):
         loop_http.LoopHttp(client, connections=1)
+
+
+def test_a_body_orjson_cannot_write_is_sent_all_the_same() -> None:
+    """An integer past 64 bits (a template's, say) is the API server's to judge."""
+    seen: list[bytes] = []
+
+    async def scenario() -> None:
+        async with server(seen) as host:
+            api = kube.ClientKubeApi(threads=2, configuration=configuration(host))
+            await api.create_pod("ns", {"kind": "Pod", "spec": {"priority": 2**70}})
+            await api.close()
+
+    asyncio.run(asyncio.wait_for(scenario(), timeout=20))
+    assert seen == [b'{"kind": "Pod", "spec": {"priority": 1180591620717411303424}}']

@@ -29,6 +29,7 @@ import concurrent.futures
 import contextlib
 import datetime
 import functools
+import json
 import logging
 import os
 import urllib.parse
@@ -205,7 +206,7 @@ class ClientKubeApi:
                 method,
                 path,
                 query=query,
-                body=None if body is None else orjson.dumps(body),
+                body=None if body is None else _json(body),
                 content_type=content_type,
             )
         except (aiohttp.ClientError, TimeoutError, OSError):
@@ -342,6 +343,13 @@ class ClientKubeApi:
 
 MERGE_PATCH = "application/merge-patch+json"
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
+
+
+def _json(body: Mapping[str, Any]) -> bytes:
+    try:
+        return orjson.dumps(body)
+    except TypeError:  # an integer past 64 bits in a template, say: the server judges it
+        return json.dumps(body).encode()
 
 
 def _quote(segment: str) -> str:
