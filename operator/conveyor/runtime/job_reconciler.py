@@ -87,12 +87,12 @@ class JobReconciler:
             record.view(),
             self._surroundings(record, effective, pods, admit=self._admitter.admitted(record)),
         )
+        if decision.wants_admission and self._admitter.offer(record, effective):
+            decision = lifecycle.step(  # admitted at once: start it now
+                record.view(), self._surroundings(record, effective, pods, admit=True)
+            )
         if decision.wants_admission:
-            if self._admitter.offer(record, effective):
-                decision = lifecycle.step(
-                    record.view(), self._surroundings(record, effective, pods, admit=True)
-                )
-            elif not self._admitter.may_write_queued(record):
+            if not self._admitter.may_write_queued(record):
                 return None  # its first pass decides whether it waits at all
         elif not any(isinstance(a, decisions.CreatePod) for a in decision.actions):
             self._admitter.withdraw(record.namespace, record.name)
