@@ -14,7 +14,7 @@ import pytest
 from aiohttp import web
 
 from conveyor.runtime import kube, loop_http
-from tests.unit.test_metrics import sample
+from tests.unit.test_metrics import local_server, sample
 
 
 @asynccontextmanager
@@ -26,16 +26,8 @@ async def server(seen: list[bytes] | None = None) -> AsyncIterator[str]:
             seen.append(await request.read())
         return web.json_response({"metadata": {"resourceVersion": "3"}})
 
-    app = web.Application()
-    app.router.add_route("*", "/{path:.*}", answer)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
+    async with local_server(answer) as host:
+        yield host
 
 
 def unused_port() -> int:

@@ -294,25 +294,38 @@ def test_the_work_queue_counts_adds_once_and_times_the_wait_and_the_work() -> No
 
 
 @asynccontextmanager
-async def client_of(
+async def local_server(
     answer: Callable[[web.Request], Awaitable[web.Response]],
-) -> AsyncIterator[kube.ClientKubeApi]:
-    """A local HTTP server whose every request `answer` answers, and a ClientKubeApi with a
-    bearer token talking to it."""
+) -> AsyncIterator[str]:
+    """A local HTTP server whose every request `answer` answers; its URL."""
     app = web.Application()
     app.router.add_route("*", "/{path:.*}", answer)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    configuration = kubernetes.client.Configuration()
-    configuration.host = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    configuration.api_key = {"authorization": "sekret"}
-    configuration.api_key_prefix = {"authorization": "Bearer"}
     try:
-        yield kube.ClientKubeApi(threads=2, configuration=configuration)
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
     finally:
         await runner.cleanup()
+
+
+@asynccontextmanager
+async def client_of(
+    answer: Callable[[web.Request], Awaitable[web.Response]],
+) -> AsyncIterator[kube.ClientKubeApi]:
+    """A local HTTP server whose every request `answer` answers, and a ClientKubeApi with a
+    bearer token talking to it."""
+    async with local_server(answer) as host:
+        configuration = kubernetes.client.Configuration()
+        configuration.host = host
+        configuration.api_key = {"authorization": "sekret"}
+        configuration.api_key_prefix = {"authorization": "Bearer"}
+        api = kube.ClientKubeApi(threads=2, configuration=configuration)
+        try:
+            yield api
+        finally:
+            await api.close()
 
 
 @asynccontextmanager
