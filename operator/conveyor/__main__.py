@@ -73,7 +73,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--api-threads",
         type=int,
         default=32,
-        help="connections for the writes, and threads for the lists and log reads (default 32)",
+        help="threads for the lists and log reads (default 32)",
     )
     parser.add_argument(
         "--operator-id",

@@ -75,7 +75,7 @@ def test_a_socks_proxy_is_refused_by_name() -> None:
     client = kubernetes.client.ApiClient(configuration("https://10.0.0.1"))
     client.configuration.proxy = "socks5://proxy.example:1080"
     with pytest.raises(loop_http.UnsupportedProxyError, match=r"socks5://proxy\.example:1080"):
-        loop_http.LoopHttp(client, connections=1)
+        loop_http.LoopHttp(client)
 
 
 def test_a_body_orjson_cannot_write_is_sent_all_the_same() -> None:

@@ -135,7 +135,7 @@ class ClientKubeApi:
         configuration.connection_pool_maxsize = threads
         self._client = kubernetes.client.ApiClient(configuration)
         self._core = kubernetes.client.CoreV1Api(self._client)
-        self._http = loop_http.LoopHttp(self._client, connections=threads)
+        self._http = loop_http.LoopHttp(self._client)
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=threads, thread_name_prefix="kube"
         )

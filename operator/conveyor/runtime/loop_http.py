@@ -42,9 +42,12 @@ class UnsupportedProxyError(ValueError):
 
 
 class LoopHttp:
-    def __init__(self, client: kubernetes.client.ApiClient, *, connections: int) -> None:
+    """No cap on connections: a write leaves as soon as the leader's fence let it (see
+    `leadership`), never after a wait for a free one; the reconcilers' parallelism bounds
+    how many are open."""
+
+    def __init__(self, client: kubernetes.client.ApiClient) -> None:
         self._client = client
-        self._connections = connections
         self._session: aiohttp.ClientSession | None = None
         configuration = client.configuration
         self._ssl = _ssl_context(configuration)
@@ -92,7 +95,7 @@ class LoopHttp:
         """The session, made on first use (it belongs to the running loop)."""
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self._connections),
+                connector=aiohttp.TCPConnector(limit=0),
                 timeout=TIMEOUT,
                 skip_auto_headers=("User-Agent",),
                 auto_decompress=True,
