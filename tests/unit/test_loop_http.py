@@ -37,7 +37,9 @@ def unused_port() -> int:
         return port
 
 
-def configuration(host: str, *, proxy: str | None = None, no_proxy: str | None = None) -> object:
+def configuration(
+    host: str, *, proxy: str | None = None, no_proxy: str | None = None
+) -> kubernetes.client.Configuration:
     config = kubernetes.client.Configuration()
     config.host = host
     config.proxy = proxy

@@ -38,7 +38,7 @@ class Answer:
 
 
 class UnsupportedProxyError(ValueError):
-    """The kubeconfig names a proxy this session cannot use (SOCKS)."""
+    """The kubeconfig names a proxy aiohttp cannot use (SOCKS)."""
 
 
 class LoopHttp:
