@@ -4,7 +4,9 @@ BackgroundJobs keep their pods and their status when they finish (no TTL), so
 a namespace that ran 50,000 jobs holds 50,000 of each, and the operator lists,
 indexes and watches all of them. At each step (`--growth-steps`, e.g.
 0,10000,50000 finished jobs) the operator is started afresh over the
-namespace with `--growth-batch` new jobs waiting, and the harness measures:
+namespace with `--growth-batch` new jobs waiting (once the namespace is still:
+kwok has finished every pod and the pod GC has taken the finished pods past
+its threshold), and the harness measures:
 restart -> first admission, its peak RSS while the batch runs, and apply ->
 pod and pod done -> job done of `--latency-samples` jobs one at a time
 afterwards. Each figure's growth per 10,000 finished jobs is the slope of a
@@ -52,6 +54,10 @@ SEED = "growth-seed-job"  # distinctive: the copies replace it by the filler's n
 QUEUE = "q00"
 STALL_SECONDS = 120  # the filler gives up when no job finished for this long
 OBJECT_META = ("uid", "resourceVersion", "creationTimestamp", "managedFields", "generation")
+# A step measures once the namespace is still: kwok has finished every pod and the pod
+# GC (every 20 s, past --terminated-pod-gc-threshold finished pods) has taken what it takes.
+SETTLE_QUIET_SECONDS = 45
+SETTLE_TIMEOUT_SECONDS = 1200
 
 
 async def growth(ctx: Ctx, steps: list[int]) -> dict[str, Any]:
@@ -92,7 +98,9 @@ async def growth(ctx: Ctx, steps: list[int]) -> dict[str, Any]:
                     f"({(target - finished) / max(seconds, 1e-6):.0f}/s)"
                 )
                 finished = target
+            still = await settle(ctx, ns)
             step = await measure_step(ctx, ns, jobs_path, finished, f"{tags}s{i}")
+            step.update(still)
             measured.append(step)
             finished += args.growth_batch + args.latency_samples
         result = {
@@ -287,6 +295,57 @@ async def _bounded(fn: Any, items: list[str], concurrency: int) -> None:
             await fn(item)
 
     await asyncio.gather(*(one(i) for i in items))
+
+
+async def _pod_counts(ctx: Ctx, ns: str) -> tuple[int, int]:
+    """Pods in the namespace, and how many of them are not finished."""
+    path = f"/api/v1/namespaces/{ns}/pods"
+    page = await ctx.kube.get(path, params={"limit": "1"})
+    remaining = (page.get("metadata") or {}).get("remainingItemCount")
+    if remaining is None:
+        everything, _ = await ctx.kube.list(path)
+        total = len(everything)
+    else:
+        total = len(page.get("items") or []) + int(remaining)
+    running, _ = await ctx.kube.list(
+        path, params={"fieldSelector": "status.phase!=Succeeded,status.phase!=Failed"}
+    )
+    return total, len(running)
+
+
+async def settle(ctx: Ctx, ns: str) -> dict[str, Any]:
+    """Wait until kwok has finished every pod of the namespace and its pod count has not
+    moved for SETTLE_QUIET_SECONDS (the pod GC is done), so that a step measures the
+    operator over what is kept, not kwok's or the pod GC's backlog."""
+    t0 = time.monotonic()
+    total, unfinished = await _pod_counts(ctx, ns)
+    still_since = t0
+    settled = False
+    while True:
+        now = time.monotonic()
+        if unfinished == 0 and now - still_since >= SETTLE_QUIET_SECONDS:
+            settled = True
+            break
+        if now - t0 > SETTLE_TIMEOUT_SECONDS:
+            log(
+                f"[{PHASE}] WARNING: the namespace did not settle in "
+                f"{SETTLE_TIMEOUT_SECONDS} s ({total} pods, {unfinished} not finished): "
+                "measuring anyway"
+            )
+            break
+        await asyncio.sleep(ctx.args.progress_interval)
+        ctx.kwok.check()
+        before = total
+        total, unfinished = await _pod_counts(ctx, ns)
+        if total != before or unfinished:
+            still_since = time.monotonic()
+        log(
+            f"[{PHASE}] settling: {total} pods ({unfinished} not finished), "
+            f"still for {time.monotonic() - still_since:.0f}/{SETTLE_QUIET_SECONDS} s"
+        )
+    waited = time.monotonic() - t0
+    log(f"[{PHASE}] settled in {waited:.0f} s: {total} pods in the namespace")
+    return {"pods_in_namespace": total, "settle_seconds": round(waited, 1), "settled": settled}
 
 
 async def measure_step(

@@ -624,6 +624,16 @@ def markdown(results: dict[str, Any]) -> str:
         ]
         growth_rows: tuple[tuple[str | None, str, Callable[[dict[str, Any]], Any]], ...] = (
             (
+                None,
+                "pods in the namespace (after the pod GC)",
+                lambda s: s.get("pods_in_namespace"),
+            ),
+            (
+                None,
+                "waited for kwok and the pod GC to settle, s",
+                lambda s: s.get("settle_seconds"),
+            ),
+            (
                 "restart_to_first_admission_s",
                 "restart -> first admission, s",
                 lambda s: s["seconds_to_first_admission"],
