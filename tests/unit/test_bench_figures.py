@@ -1,5 +1,6 @@
 """The benchmark's own arithmetic and log reading (bench/flight.py, bench/logs.py,
-bench/growth.py, bench/kueue.py): figures the report prints must be right."""
+bench/growth.py, bench/kueue.py, bench/compare.py): figures the report prints must be
+right."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
-from bench import flight, growth, kueue, logs
+from bench import compare, flight, growth, kueue, logs
 
 
 def test_little_bound_is_the_cap_over_the_mean_time_in_flight() -> None:
@@ -151,3 +152,30 @@ def test_kueue_quota_counts_pods_and_what_they_request() -> None:
     }
     bare = {"spec": {"containers": [{"name": "worker"}]}}
     assert kueue.quota(bare, 10) == {"cpu": "0m", "memory": "0", "pods": "10"}
+
+
+def _run(**jobs_per_second: float) -> dict[str, object]:
+    phase = {
+        "jobs": 100,
+        "usage": {"cpu_seconds": {"kube-apiserver": 2.0, "operator": 1.0}},
+        "writes": {"per_job": 9.0},
+    }
+    return {
+        "phases": {
+            name.replace("_", "-"): {**phase, "jobs_per_second": value}
+            for name, value in jobs_per_second.items()
+        }
+    }
+
+
+def test_compare_gives_each_phase_its_median_ratio_to_the_baseline_of_its_own_run() -> None:
+    runs = [
+        _run(conveyor_1q=30.0, job_tuned=40.0),
+        _run(conveyor_1q=30.0, job_tuned=25.0),
+        _run(conveyor_1q=36.0, job_tuned=40.0),
+        _run(conveyor_1q=30.0),  # no baseline in this run: not counted
+    ]
+    assert compare.ratios(runs, "job-tuned") == {"conveyor-1q": [0.75, 1.2, 0.9]}
+    table = compare.render(runs, ["a", "b", "c", "d"], "job-tuned")
+    assert "| conveyor-1q | 0.90x | 0.75x | 1.20x | 3 |" in table
+    assert "| a | conveyor-1q | 30.00 | 0.75x | 20.0 | 30.0 | 9.00 |" in table
