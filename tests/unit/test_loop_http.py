@@ -92,3 +92,20 @@ def test_a_body_orjson_cannot_write_is_sent_all_the_same() -> None:
 
     asyncio.run(asyncio.wait_for(scenario(), timeout=20))
     assert seen == [b'{"kind": "Pod", "spec": {"priority": 1180591620717411303424}}']
+
+
+def test_an_idle_connection_is_kept_for_the_next_write_within_the_servers_idle_limit() -> None:
+    """The API server (k8s.io/apiserver's secure serving) closes a connection idle for 90 s."""
+
+    async def scenario() -> float:
+        session = loop_http.LoopHttp(kubernetes.client.ApiClient(configuration("http://x")))._open()
+        try:
+            connector = session.connector
+            assert isinstance(connector, aiohttp.TCPConnector)
+            return float(connector._keepalive_timeout)  # aiohttp has no getter
+        finally:
+            await session.close()
+
+    idle = asyncio.run(scenario())
+    assert idle == loop_http.IDLE_SECONDS
+    assert 15 < idle < 90
