@@ -501,3 +501,27 @@ def test_the_api_reference_names_every_field_with_an_example_manifest():
                 if path == part or path.endswith(("[]", "}")):
                     continue  # the part itself, a list's items, a map's values
                 assert f"`{path}`" in text, f"{root}: {path} is missing from docs/api.md"
+
+
+RECURRING_DEFAULTS = {
+    "concurrencyPolicy": "Allow",
+    "missedRunsPolicy": "RunLatest",
+    "maxMissedRuns": 10,
+    "successfulRunsHistoryLimit": 3,
+    "failedRunsHistoryLimit": 1,
+}
+
+
+def test_the_recurring_fields_defaults_are_the_operators_not_stored_in_every_job():
+    """A schema default is stored in every job and its managed fields, one-shot jobs too, and
+    costs the API server on every later status write: these the model applies, and the
+    description (`kubectl explain`) states."""
+    spec = schema_of(BGJ_FILE)["properties"]["spec"]["properties"]
+    parsed = v1alpha1.BackgroundJobSpec.model_validate(
+        {"template": {"spec": {"containers": [{"name": "main", "image": "busybox"}]}}}
+    ).model_dump(by_alias=True)
+    for field, default in RECURRING_DEFAULTS.items():
+        assert "default" not in spec[field], field
+        assert spec[field]["description"].endswith(f" Default {default}."), field
+        assert parsed[field] == default, field
+    assert spec["suspend"]["default"] is False  # the Suspend column shows it

@@ -3,7 +3,8 @@
 Pydantic emits JSON Schema; the API server wants a *structural* OpenAPI v3
 schema: no `$ref`, no `anyOf` for optionals, a `type` on every node, no
 `null`. This module turns one into the other, keeps each field's description,
-bounds, pattern and default, and adds what only a CRD has: CEL rules, printer
+bounds, pattern and default (but for the defaults the operator applies itself, which
+only its description states: `UNSTORED_DEFAULT`), and adds what only a CRD has: CEL rules, printer
 columns, selectable fields, short names and the status subresource.
 
 `python -m conveyor.api.crd --write crds/` rewrites the committed files; the
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ import yaml
 from pydantic import BaseModel
 
 from conveyor.api import v1alpha1
+from conveyor.api.v1alpha1.base import UNSTORED_DEFAULT
 
 _KEEP = {
     "type",
@@ -71,6 +74,10 @@ def _resolve(node: Any, defs: dict[str, Any]) -> Any:
         del node["default"]
     if isinstance(node.get("description"), str):
         node["description"] = " ".join(node["description"].split())
+    if node.pop(UNSTORED_DEFAULT, False):
+        default = node.pop("default")
+        shown = default if isinstance(default, str) else json.dumps(default)
+        node["description"] = f"{node.get('description', '')} Default {shown}.".strip()
     return {key: _resolve(value, defs) for key, value in node.items()}
 
 

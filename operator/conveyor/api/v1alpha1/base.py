@@ -31,6 +31,15 @@ CRON_SHAPE = (
 DURATION_SHAPE = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
 
 
+UNSTORED_DEFAULT = "x-conveyor-unstored-default"
+"""Marks a field whose default the operator applies when it reads the job (the model's
+default), and the CRD leaves out of its schema: a schema default is stored in every object
+and its managed fields, and costs the API server on every later write of it. Its
+description says the default instead (`crd`)."""
+
+UNSTORED: JsonDict = {UNSTORED_DEFAULT: True}
+
+
 def cel(rule: str, message: str, field_path: str | None = None) -> JsonDict:
     validation: JsonDict = {"rule": rule, "message": message}
     if field_path is not None:

@@ -17,6 +17,7 @@ from conveyor.api.v1alpha1.base import (
     DNS_LABEL,
     DNS_SUBDOMAIN,
     DURATION_SHAPE,
+    UNSTORED,
     ApiModel,
     cel,
     one_attempt_deadline,
@@ -162,6 +163,7 @@ class BackgroundJobSpec(ApiModel):
     )
     concurrency_policy: Literal["Allow", "Forbid", "Replace"] = Field(
         "Allow",
+        json_schema_extra=UNSTORED,
         description=(
             "For recurring jobs, when a run is due while the previous one is still active: "
             "Allow runs both, Forbid skips the new run, Replace deletes the active run."
@@ -178,6 +180,7 @@ class BackgroundJobSpec(ApiModel):
     )
     missed_runs_policy: Literal["Skip", "RunLatest", "RunAll"] = Field(
         "RunLatest",
+        json_schema_extra=UNSTORED,
         description=(
             "For recurring jobs, runs that fell due while the operator was down: Skip them, "
             "RunLatest (only the most recent), or RunAll (each, up to maxMissedRuns), "
@@ -186,15 +189,24 @@ class BackgroundJobSpec(ApiModel):
     )
     max_missed_runs: int = Field(
         10,
+        json_schema_extra=UNSTORED,
         ge=1,
         le=100,
         description="For missedRunsPolicy RunAll: the most missed runs created at once.",
     )
     successful_runs_history_limit: int = Field(
-        3, ge=0, le=1000, description="For recurring jobs: succeeded runs kept."
+        3,
+        ge=0,
+        le=1000,
+        json_schema_extra=UNSTORED,
+        description="For recurring jobs: succeeded runs kept.",
     )
     failed_runs_history_limit: int = Field(
-        1, ge=0, le=1000, description="For recurring jobs: failed runs kept."
+        1,
+        ge=0,
+        le=1000,
+        json_schema_extra=UNSTORED,
+        description="For recurring jobs: failed runs kept.",
     )
 
     model_config = ConfigDict(
