@@ -287,6 +287,23 @@ def write_diff(
     return out
 
 
+READ_VERBS = {"GET", "LIST", "WATCH"}
+
+
+def read_diff(
+    before: dict[tuple[str, str, str, str], float], after: dict[tuple[str, str, str, str], float]
+) -> dict[tuple[str, str, str, str], float]:
+    """The reading requests between two scrapes (a WATCH counts once, when it opens)."""
+    out = {}
+    for key, value in after.items():
+        if key[3] not in READ_VERBS:
+            continue
+        delta = value - before.get(key, 0.0)
+        if delta > 0:
+            out[key] = delta
+    return out
+
+
 def resource_label(key: tuple[str, str, str, str]) -> str:
     group, resource, sub, verb = key
     name = f"{resource}/{sub}" if sub else resource

@@ -31,7 +31,7 @@ from bench.cluster import (
     kcm_flags,
     log,
 )
-from bench.kube import Kube, parse_request_totals, resource_label, write_diff
+from bench.kube import Kube, parse_request_totals, read_diff, resource_label, write_diff
 from bench.kueue import KueueManager
 from bench.operator import Sampler, operator_metric
 
@@ -181,6 +181,18 @@ def control_plane_pids(ctx: Ctx) -> dict[str, int | None]:
     pids["kwok"] = ctx.kwok.pid
     pids["bench-harness"] = os.getpid()
     return pids
+
+
+def reads_summary(diff: dict[tuple[str, str, str, str], float], n: int) -> dict[str, Any]:
+    """API reads per job (GET, LIST, WATCH opened), the ten most frequent by resource and
+    verb: writes alone do not say all a phase asks of the API server."""
+    total = sum(diff.values())
+    top = sorted(diff.items(), key=lambda kv: -kv[1])[:10]
+    return {
+        "total_reads": total,
+        "per_job": round(total / n, 3),
+        "top_per_job": {resource_label(k): round(v / n, 4) for k, v in top},
+    }
 
 
 def writes_summary(diff: dict[tuple[str, str, str, str], float], n: int) -> dict[str, Any]:
@@ -502,6 +514,7 @@ async def throughput(
             jobs_per_second=round(done / elapsed, 2) if elapsed > 0 else None,
             submit_seconds=round(submit_end[0] - t0, 2) if submit_end else None,
             writes=writes_summary(write_diff(before, after), n),
+            reads=reads_summary(read_diff(before, after), n),
             pod_pipeline=timeline.summary(t0) if timeline.at else None,
             flight=flight.little(timeline.intervals(), t0, last, cap),
             finished_over_time=flight.finished_over_time(tracker.finished, t0),

@@ -471,6 +471,13 @@ def markdown(results: dict[str, Any]) -> str:
         out.append(
             "| **total** | " + " | ".join(f"**{ph[n]['writes']['per_job']}**" for n in tp) + " |"
         )
+        read = [ph[n].get("reads") for n in tp]
+        if any(read):
+            out.append(
+                "| reads (GET, LIST, WATCH opened), for comparison | "
+                + " | ".join(_fmt(r["per_job"]) if r else "" for r in read)
+                + " |"
+            )
 
     used = [n for n, p in ph.items() if p.get("usage")]
     if used:

@@ -1,6 +1,6 @@
 """The benchmark's own arithmetic and log reading (bench/flight.py, bench/logs.py,
-bench/growth.py, bench/kueue.py, bench/compare.py): figures the report prints must be
-right."""
+bench/growth.py, bench/kueue.py, bench/compare.py, the request counts): figures the report
+prints must be right."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 from bench import compare, flight, growth, kueue, logs
+from bench.kube import parse_request_totals, read_diff
+from bench.phases import reads_summary
 
 
 def test_little_bound_is_the_cap_over_the_mean_time_in_flight() -> None:
@@ -179,3 +181,24 @@ def test_compare_gives_each_phase_its_median_ratio_to_the_baseline_of_its_own_ru
     table = compare.render(runs, ["a", "b", "c", "d"], "job-tuned")
     assert "| conveyor-1q | 0.90x | 0.75x | 1.20x | 3 |" in table
     assert "| a | conveyor-1q | 30.00 | 0.75x | 20.0 | 30.0 | 9.00 |" in table
+
+
+def test_reads_per_job_count_gets_lists_and_watches_opened_between_two_scrapes() -> None:
+    def scrape(gets: int, watches: int, patches: int) -> str:
+        return "\n".join(
+            [
+                'apiserver_request_total{code="200",group="",resource="pods",scope="namespace",'
+                f'subresource="",verb="GET",version="v1"}} {gets}',
+                'apiserver_request_total{code="200",group="",resource="pods",scope="cluster",'
+                f'subresource="",verb="WATCH",version="v1"}} {watches}',
+                'apiserver_request_total{code="200",group="",resource="pods",scope="namespace",'
+                f'subresource="status",verb="PATCH",version="v1"}} {patches}',
+            ]
+        )
+
+    before = parse_request_totals(scrape(10, 3, 100))
+    after = parse_request_totals(scrape(30, 4, 500))
+    summary = reads_summary(read_diff(before, after), 10)
+    assert summary["total_reads"] == 21
+    assert summary["per_job"] == 2.1
+    assert summary["top_per_job"] == {"GET pods": 2.0, "WATCH pods": 0.1}
